@@ -1,0 +1,353 @@
+using System.Net;
+using PSNetfilter.Core.Iptables;
+using PSNetfilter.Core.Planning;
+using PSNetfilter.Core.Processes;
+
+namespace PSNetfilter.Core.Apply;
+
+/// <summary>What happened to one forward.</summary>
+public enum ChangeKind
+{
+    Created,
+    Replaced,
+    Unchanged,
+    Removed,
+}
+
+/// <summary>The outcome for one forward; <see cref="Changed"/> tells automation (Ansible) whether anything was applied.</summary>
+public sealed record ChangeResult(PortForward Forward, ChangeKind Kind)
+{
+    public bool Changed => Kind != ChangeKind.Unchanged;
+}
+
+/// <summary>The cmdlet side of a change: confirmation, per-item errors, and messages.</summary>
+public interface IChangeObserver
+{
+    /// <summary>ShouldProcess: false skips the item (WhatIf, or the user said no).</summary>
+    bool ShouldProcess(string target, string action);
+
+    /// <summary>One item failed; the others go on.</summary>
+    void Failed(NetfilterException error);
+
+    void Verbose(string message);
+
+    void Warning(string message);
+}
+
+/// <summary>Selects forwards to remove: a literal name (an error when it matches nothing) or a pattern.</summary>
+public sealed record RemoveSelector(string Text, Func<string, bool> Matches, bool IsLiteral);
+
+/// <summary>One planned change: create (New only), replace (both) or remove (Old only).</summary>
+public sealed record PendingChange(PortForwardDefinition? New, PortForward? Old);
+
+/// <summary>A change in progress: holds the namespace lock and the snapshot it was planned on.</summary>
+public sealed class ChangeSession : IDisposable
+{
+    private readonly IDisposable _lock;
+
+    internal ChangeSession(IDisposable gate, ForwardSnapshot snapshot)
+    {
+        _lock = gate;
+        Snapshot = snapshot;
+    }
+
+    public ForwardSnapshot Snapshot { get; }
+
+    public List<PendingChange> Pending { get; } = new();
+
+    internal Dictionary<string, PortForwardDefinition> Batch { get; } = new(StringComparer.Ordinal);
+
+    internal List<ChangeResult> Unchanged { get; } = new();
+
+    public void Dispose() => _lock.Dispose();
+}
+
+/// <summary>A snapshot of one namespace: both families' rulesets and the forwards rebuilt from them.</summary>
+public sealed class ForwardSnapshot
+{
+    public required IReadOnlyDictionary<IpFamily, Ruleset> Rulesets { get; init; }
+
+    public required IReadOnlyDictionary<IpFamily, OwnedState> States { get; init; }
+
+    public IEnumerable<PortForward> Forwards => States.Values.SelectMany(s => s.Forwards);
+}
+
+/// <summary>
+/// read -> plan -> apply for one namespace. Reads the live ruleset once per family, decides per item, asks
+/// the observer before each change, and applies the whole batch as one iptables-restore per family, under
+/// the namespace lock. A forward the kernel refuses is reported and dropped, and the rest applied again.
+/// </summary>
+public sealed class PortForwardManager
+{
+    private static readonly IpFamily[] Families = { IpFamily.IPv4, IpFamily.IPv6 };
+
+    private readonly NetfilterHost _host;
+    private readonly IChangeObserver _observer;
+
+    public PortForwardManager(NetfilterHost host, IChangeObserver observer)
+    {
+        _host = host;
+        _observer = observer;
+    }
+
+    /// <summary>Set to mark forwards that are in a saved boot set (persistence).</summary>
+    public Func<string, bool>? IsPersisted { get; init; }
+
+    public async Task<ForwardSnapshot> ReadAsync(CancellationToken ct)
+    {
+        _host.EnsureUsable();
+        var tasks = Families.Select(f => _host.SaveAsync(f, ct)).ToArray();
+        var rulesets = await Task.WhenAll(tasks).ConfigureAwait(false);
+        var states = new Dictionary<IpFamily, OwnedState>();
+        var byFamily = new Dictionary<IpFamily, Ruleset>();
+        foreach (var rs in rulesets)
+        {
+            byFamily[rs.Family] = rs;
+            var state = ForwardReader.Read(rs, _host.NetworkNamespace, IsPersisted);
+            foreach (var w in state.Warnings)
+            {
+                _observer.Warning(w);
+            }
+
+            states[rs.Family] = state;
+        }
+
+        return new ForwardSnapshot { Rulesets = byFamily, States = states };
+    }
+
+    public async Task<IReadOnlyList<PortForward>> GetAsync(CancellationToken ct) =>
+        (await ReadAsync(ct).ConfigureAwait(false)).Forwards.OrderBy(f => f.Name, StringComparer.Ordinal).ToList();
+
+    /// <summary>Takes the namespace lock and reads the live ruleset: the start of every change.</summary>
+    public async Task<ChangeSession> OpenAsync(CancellationToken ct)
+    {
+        _host.EnsureUsable();
+        var gate = await _host.LockAsync(ct).ConfigureAwait(false);
+        try
+        {
+            var snapshot = await ReadAsync(ct).ConfigureAwait(false);
+            return new ChangeSession(gate, snapshot);
+        }
+        catch
+        {
+            gate.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Decides, item by item, what New-PortForward does: nothing (same definition), create, replace (with
+    /// force) or fail (PortForwardExists, ExternalEndpointInUse). Synchronous, so the observer's
+    /// ShouldProcess runs on the caller's thread.
+    /// </summary>
+    public void PlanAdds(ChangeSession session, IReadOnlyList<PortForwardDefinition> definitions, bool force)
+    {
+        var existing = session.Snapshot.Forwards.ToDictionary(f => f.Name, StringComparer.Ordinal);
+        foreach (var def in definitions)
+        {
+            if (session.Batch.TryGetValue(def.Name, out var earlier))
+            {
+                if (!earlier.Equals(def))
+                {
+                    _observer.Failed(Exists(def, earlier, "earlier in the same pipeline"));
+                }
+
+                continue;
+            }
+
+            existing.TryGetValue(def.Name, out var old);
+            var complete = old is not null && old.MissingRules.Count == 0 && old.DuplicateRules.Count == 0;
+            if (old is not null && old.Definition.Equals(def) && complete)
+            {
+                session.Batch[def.Name] = def;
+                session.Unchanged.Add(new ChangeResult(old, ChangeKind.Unchanged));
+                _observer.Verbose($"Port forward '{def.Name}' already exists with the same definition: nothing to do.");
+                continue;
+            }
+
+            if (old is not null && !force)
+            {
+                _observer.Failed(old.Definition.Equals(def)
+                    ? new NetfilterException("PortForwardIncomplete", FailureKind.ResourceExists, $"Port forward '{def.Name}' exists but is incomplete ({old.Status}). Use -Force to restore it whole.", def.Name)
+                    : Exists(def, old.Definition, "in the kernel"));
+                continue;
+            }
+
+            var clash = existing.Values.Where(f => f.Name != def.Name).Select(f => f.Definition)
+                .Concat(session.Batch.Values.Where(b => b.Name != def.Name))
+                .FirstOrDefault(o => Overlaps(o, def));
+            if (clash is not null)
+            {
+                _observer.Failed(new NetfilterException(
+                    "ExternalEndpointInUse",
+                    FailureKind.ResourceExists,
+                    $"Port forward '{clash.Name}' already forwards {RuleLayout.ProtoName(clash.Protocol)} {PortForward.Endpoint(clash.ExternalAddress, clash.ExternalPort)}, which overlaps {PortForward.Endpoint(def.ExternalAddress, def.ExternalPort)} of '{def.Name}'. Remove it first or use another external port.",
+                    def.Name));
+                continue;
+            }
+
+            var action = old is null ? "Create port forward" : "Replace port forward (was: " + old + ")";
+            if (!_observer.ShouldProcess(Describe(def), action))
+            {
+                continue;
+            }
+
+            session.Batch[def.Name] = def;
+            session.Pending.Add(new PendingChange(def, old));
+        }
+    }
+
+    /// <summary>Chooses the forwards to remove; a literal name that matches nothing is a PortForwardNotFound error.</summary>
+    public void PlanRemoves(ChangeSession session, IReadOnlyList<RemoveSelector> selectors)
+    {
+        var all = session.Snapshot.Forwards.OrderBy(f => f.Name, StringComparer.Ordinal).ToList();
+        foreach (var selector in selectors)
+        {
+            var matches = all.Where(f => selector.Matches(f.Name)).ToList();
+            if (matches.Count == 0 && selector.IsLiteral)
+            {
+                var where = _host.NetworkNamespace is null ? "on this host" : $"in network namespace '{_host.NetworkNamespace}'";
+                _observer.Failed(new NetfilterException("PortForwardNotFound", FailureKind.ObjectNotFound, $"No port forward named '{selector.Text}' exists {where}. Get-PortForward lists them.", selector.Text));
+                continue;
+            }
+
+            foreach (var f in matches)
+            {
+                if (session.Pending.Any(p => p.Old?.Name == f.Name))
+                {
+                    continue;
+                }
+
+                if (_observer.ShouldProcess(f.ToString(), "Remove port forward"))
+                {
+                    session.Pending.Add(new PendingChange(null, f));
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Applies what the session planned: one iptables-restore per family. A forward the kernel refuses is
+    /// reported and dropped, and the rest applied again. Then turns on forwarding for families that gained
+    /// forwards.
+    /// </summary>
+    public async Task<IReadOnlyList<ChangeResult>> CommitAsync(ChangeSession session, CancellationToken ct)
+    {
+        var pending = session.Pending.ToList();
+        foreach (var family in Families)
+        {
+            while (true)
+            {
+                ct.ThrowIfCancellationRequested();
+                var adds = pending.Where(i => i.New?.Family == family).Select(i => i.New!).ToList();
+                var removes = pending.Where(i => i.Old?.Family == family).Select(i => i.Old!).ToList();
+                if (adds.Count == 0 && removes.Count == 0)
+                {
+                    break;
+                }
+
+                var payload = ChangePlanner.Plan(session.Snapshot.Rulesets[family], session.Snapshot.States[family], adds, removes);
+                try
+                {
+                    await _host.RestoreAsync(payload, ct).ConfigureAwait(false);
+                    break;
+                }
+                catch (CommandFailedException ex) when (ex.Target is string owner && pending.Any(i => i.New?.Name == owner))
+                {
+                    // The kernel refused one forward's rule, so nothing of this family was applied. Report that
+                    // forward, drop it, and apply the rest again as one transaction.
+                    _observer.Failed(ex);
+                    pending.RemoveAll(i => i.New?.Name == owner);
+                }
+            }
+        }
+
+        var results = new List<ChangeResult>(session.Unchanged);
+        foreach (var p in pending)
+        {
+            if (p.New is null)
+            {
+                results.Add(new ChangeResult(p.Old!, ChangeKind.Removed));
+            }
+            else
+            {
+                var forward = new PortForward(p.New) { NetworkNamespace = _host.NetworkNamespace, Persisted = IsPersisted?.Invoke(p.New.Name) ?? false };
+                results.Add(new ChangeResult(forward, p.Old is null ? ChangeKind.Created : ChangeKind.Replaced));
+            }
+        }
+
+        await EnsureForwardingAsync(pending.Where(p => p.New is not null).Select(p => p.New!.Family).Distinct(), ct).ConfigureAwait(false);
+        return results;
+    }
+
+    /// <summary>
+    /// Validates requests into definitions, resolving default SNAT addresses with one <c>ip route get</c>
+    /// batch. A request that cannot be resolved is reported and left out.
+    /// </summary>
+    public async Task<List<PortForwardDefinition>> ResolveAsync(IReadOnlyList<PortForwardRequest> requests, CancellationToken ct)
+    {
+        var needRoute = requests.Where(r => r.NeedsRouteSource).Select(r => r.InternalAddress).Distinct().ToList();
+        IReadOnlyDictionary<IPAddress, IPAddress?> sources = new Dictionary<IPAddress, IPAddress?>();
+        if (needRoute.Count > 0)
+        {
+            sources = await _host.GetRouteSourcesAsync(needRoute, ct).ConfigureAwait(false);
+        }
+
+        var defs = new List<PortForwardDefinition>(requests.Count);
+        foreach (var r in requests)
+        {
+            try
+            {
+                IPAddress? snat = r.SnatAddress;
+                if (r.NeedsRouteSource)
+                {
+                    snat = sources.TryGetValue(r.InternalAddress, out var s) ? s : null;
+                    if (snat is null)
+                    {
+                        var where = _host.NetworkNamespace is null ? "this host" : $"network namespace '{_host.NetworkNamespace}'";
+                        throw new NetfilterException(
+                            "NoRouteToInternalAddress",
+                            FailureKind.InvalidArgument,
+                            $"{where} has no route to {r.InternalAddress}, so there is no source address for SNAT. Add the route, or give -SnatAddress, -Masquerade or -NoSnat.",
+                            r.InternalAddress);
+                    }
+
+                    _observer.Verbose($"SNAT source for {r.InternalAddress}: {snat} (ip route get).");
+                }
+
+                defs.Add(r.Build(snat));
+            }
+            catch (NetfilterException ex)
+            {
+                _observer.Failed(ex);
+            }
+        }
+
+        return defs;
+    }
+
+    private async Task EnsureForwardingAsync(IEnumerable<IpFamily> families, CancellationToken ct)
+    {
+        foreach (var family in families)
+        {
+            if (!await _host.IsForwardingEnabledAsync(family, ct).ConfigureAwait(false))
+            {
+                await _host.EnableForwardingAsync(family, ct).ConfigureAwait(false);
+                _observer.Warning($"{NetfilterHost.ForwardingKey(family)} was 0: set it to 1 so that forwarded packets are routed. This runtime setting does not survive a reboot; Install-PortForwardService persists it with the forwards.");
+            }
+        }
+    }
+
+    private static bool Overlaps(PortForwardDefinition a, PortForwardDefinition b) =>
+        a.Family == b.Family && a.Protocol == b.Protocol && a.ExternalPort == b.ExternalPort
+        && (a.ExternalAddress is null || b.ExternalAddress is null || a.ExternalAddress.Equals(b.ExternalAddress));
+
+    private static string Describe(PortForwardDefinition d) => new PortForward(d).ToString();
+
+    private static NetfilterException Exists(PortForwardDefinition wanted, PortForwardDefinition have, string where) =>
+        new(
+            "PortForwardExists",
+            FailureKind.ResourceExists,
+            $"A port forward named '{wanted.Name}' already exists {where} with another definition ({string.Join("; ", wanted.Differences(have))}). Use -Force to replace it, or choose another -Name.",
+            wanted.Name);
+}

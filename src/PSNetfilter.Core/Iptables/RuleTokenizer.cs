@@ -1,0 +1,68 @@
+using System.Text;
+
+namespace PSNetfilter.Core.Iptables;
+
+/// <summary>
+/// Splits a rule spec the way iptables-restore does: words separated by spaces; a double-quoted word
+/// may hold spaces, with backslash escaping a quote or a backslash.
+/// </summary>
+public static class RuleTokenizer
+{
+    public static List<string> Split(string spec)
+    {
+        var tokens = new List<string>();
+        var sb = new StringBuilder();
+        var inQuotes = false;
+        var have = false;
+        for (var i = 0; i < spec.Length; i++)
+        {
+            var c = spec[i];
+            if (inQuotes)
+            {
+                if (c == '\\' && i + 1 < spec.Length && (spec[i + 1] == '"' || spec[i + 1] == '\\'))
+                {
+                    sb.Append(spec[++i]);
+                }
+                else if (c == '"')
+                {
+                    inQuotes = false;
+                }
+                else
+                {
+                    sb.Append(c);
+                }
+
+                continue;
+            }
+
+            if (c == ' ' || c == '\t')
+            {
+                if (have)
+                {
+                    tokens.Add(sb.ToString());
+                    sb.Clear();
+                    have = false;
+                }
+
+                continue;
+            }
+
+            have = true;
+            if (c == '"')
+            {
+                inQuotes = true;
+            }
+            else
+            {
+                sb.Append(c);
+            }
+        }
+
+        if (have)
+        {
+            tokens.Add(sb.ToString());
+        }
+
+        return tokens;
+    }
+}

@@ -1,0 +1,116 @@
+using System.Net;
+using PSNetfilter.Core.Planning;
+
+namespace PSNetfilter;
+
+/// <summary>
+/// A port forward: what New-PortForward creates and Get-PortForward rebuilds from the live ruleset.
+/// A definition is built through <see cref="PortForwardDefinition"/>, which validates every field,
+/// so an instance with a name or address that could inject into iptables-restore input cannot exist.
+/// </summary>
+public sealed class PortForward
+{
+    internal PortForward(PortForwardDefinition definition)
+    {
+        Definition = definition;
+    }
+
+    /// <summary>The validated, kernel-independent part.</summary>
+    public PortForwardDefinition Definition { get; }
+
+    public string Name => Definition.Name;
+
+    public Protocol Protocol => Definition.Protocol;
+
+    public IpFamily Family => Definition.Family;
+
+    /// <summary>Null means any local address of the gateway (addrtype LOCAL).</summary>
+    public IPAddress? ExternalAddress => Definition.ExternalAddress;
+
+    public int ExternalPort => Definition.ExternalPort;
+
+    public IPAddress InternalAddress => Definition.InternalAddress;
+
+    public int InternalPort => Definition.InternalPort;
+
+    public SnatMode SnatMode => Definition.SnatMode;
+
+    /// <summary>The SNAT source address; null for Masquerade and None.</summary>
+    public IPAddress? SnatAddress => Definition.SnatAddress;
+
+    public string? Description => Definition.Description;
+
+    /// <summary>The named network namespace the forward lives in; null for the host's own.</summary>
+    public string? NetworkNamespace { get; init; }
+
+    /// <summary>Roles whose rule is absent from the kernel (drift). Empty when complete.</summary>
+    public IReadOnlyList<RuleRole> MissingRules { get; init; } = Array.Empty<RuleRole>();
+
+    /// <summary>Roles that have more than one rule in the kernel (drift).</summary>
+    public IReadOnlyList<RuleRole> DuplicateRules { get; init; } = Array.Empty<RuleRole>();
+
+    /// <summary>"Complete", or which rules are missing / duplicated.</summary>
+    public string Status
+    {
+        get
+        {
+            if (MissingRules.Count == 0 && DuplicateRules.Count == 0)
+            {
+                return "Complete";
+            }
+
+            var parts = new List<string>();
+            if (MissingRules.Count > 0)
+            {
+                parts.Add("missing " + string.Join(", ", MissingRules));
+            }
+
+            if (DuplicateRules.Count > 0)
+            {
+                parts.Add("duplicated " + string.Join(", ", DuplicateRules));
+            }
+
+            return "Incomplete: " + string.Join("; ", parts);
+        }
+    }
+
+    /// <summary>Packets accepted in FORWARD for this forward's connections, both directions (kernel counters).</summary>
+    public ulong Packets { get; init; }
+
+    /// <summary>Bytes accepted in FORWARD for this forward's connections, both directions (kernel counters).</summary>
+    public ulong Bytes { get; init; }
+
+    /// <summary>True when this forward is in the saved boot set of the persistence unit.</summary>
+    public bool Persisted { get; init; }
+
+    /// <summary>The kernel rules this object was rebuilt from (empty for a forward not read from the kernel).</summary>
+    internal IReadOnlyList<OwnedRule> Rules { get; init; } = Array.Empty<OwnedRule>();
+
+    /// <summary>"1.2.3.4:8080", "*:8080", "[2001:db8::1]:8080".</summary>
+    public string ExternalEndpoint => Endpoint(ExternalAddress, ExternalPort);
+
+    public string InternalEndpoint => Endpoint(InternalAddress, InternalPort);
+
+    /// <summary>"snat 192.168.2.5", "masquerade" or "none".</summary>
+    public string SourceNat => SnatMode switch
+    {
+        SnatMode.Snat => "snat " + SnatAddress,
+        SnatMode.Masquerade => "masquerade",
+        _ => "none",
+    };
+
+    public override string ToString() =>
+        $"{Name} {Protocol} {ExternalEndpoint} -> {InternalEndpoint} {SourceNat}";
+
+    internal static string Endpoint(IPAddress? address, int port)
+    {
+        if (address is null)
+        {
+            return "*:" + port;
+        }
+
+        return address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+            ? $"[{address}]:{port}"
+            : $"{address}:{port}";
+    }
+}

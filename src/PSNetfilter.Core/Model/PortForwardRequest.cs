@@ -1,0 +1,31 @@
+using System.Net;
+
+namespace PSNetfilter;
+
+/// <summary>
+/// What New-PortForward was asked for, before the SNAT address is resolved. <see cref="Validate"/> checks
+/// everything that can be checked without the kernel, so bad input fails before any process runs.
+/// </summary>
+public sealed record PortForwardRequest(
+    string? Name,
+    Protocol Protocol,
+    IPAddress? ExternalAddress,
+    int ExternalPort,
+    IPAddress InternalAddress,
+    int? InternalPort,
+    SnatMode SnatMode,
+    IPAddress? SnatAddress,
+    string? Description)
+{
+    /// <summary>True when the SNAT address comes from the route to the internal address.</summary>
+    public bool NeedsRouteSource => SnatMode == SnatMode.Snat && SnatAddress is null;
+
+    /// <summary>Validates every field; returns the definition (with a stand-in SNAT address when it still has to be resolved).</summary>
+    /// <exception cref="PortForwardValidationException">Any field is invalid.</exception>
+    public PortForwardDefinition Validate() =>
+        Build(NeedsRouteSource ? (InternalAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? IPAddress.IPv6Loopback : IPAddress.Loopback) : SnatAddress);
+
+    /// <summary>The definition with the resolved SNAT address.</summary>
+    public PortForwardDefinition Build(IPAddress? snatAddress) =>
+        PortForwardDefinition.Create(Name, Protocol, ExternalAddress, ExternalPort, InternalAddress, InternalPort, SnatMode, snatAddress, Description);
+}

@@ -1,0 +1,278 @@
+using System.Globalization;
+using System.Net;
+using PSNetfilter.Core.Iptables;
+
+namespace PSNetfilter.Core.Planning;
+
+/// <summary>A kernel rule the module owns: tagged <c>psnf:v1:NAME:ROLE</c> in a PSNF- chain.</summary>
+public sealed record OwnedRule(string Name, RuleRole Role, RuleLine Line, IReadOnlyDictionary<string, string> Options, string[] TagParts)
+{
+    public string Table => Line.Table;
+
+    public string Chain => Line.Chain;
+}
+
+/// <summary>What the reader found in one family's ruleset.</summary>
+public sealed class OwnedState
+{
+    public required IpFamily Family { get; init; }
+
+    public required IReadOnlyList<PortForward> Forwards { get; init; }
+
+    /// <summary>Rules in PSNF- chains that carry no module tag (someone added them by hand); kept, never deleted.</summary>
+    public required IReadOnlyList<RuleLine> UntaggedRules { get; init; }
+
+    /// <summary>Tagged rules that could not be read back (hand-edited); reported, left alone.</summary>
+    public required IReadOnlyList<string> Warnings { get; init; }
+}
+
+/// <summary>
+/// Rebuilds forwards from a ruleset: looks only at rules in PSNF- chains, tokenises only those, and groups
+/// them by the name in their tag. Linear in the size of the dump.
+/// </summary>
+public static class ForwardReader
+{
+    public static OwnedState Read(Ruleset ruleset, string? networkNamespace, Func<string, bool>? isPersisted = null)
+    {
+        var byName = new Dictionary<string, List<OwnedRule>>(StringComparer.Ordinal);
+        var untagged = new List<RuleLine>();
+        var warnings = new List<string>();
+        foreach (var tableName in RuleLayout.Tables)
+        {
+            var table = ruleset.GetTable(tableName);
+            if (table is null)
+            {
+                continue;
+            }
+
+            foreach (var rule in table.Rules)
+            {
+                if (!rule.Chain.StartsWith(RuleLayout.ChainPrefix, StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
+                if (!rule.Spec.Contains(RuleLayout.TagPrefix, StringComparison.Ordinal))
+                {
+                    untagged.Add(rule);
+                    continue;
+                }
+
+                var owned = ParseOwned(rule);
+                if (owned is null)
+                {
+                    warnings.Add($"Ignoring a rule in {rule.Table}/{rule.Chain} whose tag cannot be read: {rule.Spec}");
+                    continue;
+                }
+
+                if (!byName.TryGetValue(owned.Name, out var list))
+                {
+                    byName[owned.Name] = list = new List<OwnedRule>(3);
+                }
+
+                list.Add(owned);
+            }
+        }
+
+        var forwards = new List<PortForward>(byName.Count);
+        foreach (var (name, rules) in byName)
+        {
+            var fwd = Rebuild(name, rules, ruleset.Family, networkNamespace, isPersisted?.Invoke(name) ?? false, warnings);
+            if (fwd is not null)
+            {
+                forwards.Add(fwd);
+            }
+        }
+
+        forwards.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
+        return new OwnedState { Family = ruleset.Family, Forwards = forwards, UntaggedRules = untagged, Warnings = warnings };
+    }
+
+    /// <summary>Tokenises one rule and reads its tag; null when it is not a readable module rule.</summary>
+    public static OwnedRule? ParseOwned(RuleLine rule)
+    {
+        var tokens = RuleTokenizer.Split(rule.Spec);
+        var options = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (var i = 0; i < tokens.Count; i++)
+        {
+            var t = tokens[i];
+            if (t == "!")
+            {
+                return null; // the module never writes negations
+            }
+
+            if (t.StartsWith('-') && i + 1 < tokens.Count && !tokens[i + 1].StartsWith('-'))
+            {
+                // "-m" repeats; keep the rest first-wins, which is all the module writes.
+                if (t != "-m")
+                {
+                    options.TryAdd(t, tokens[i + 1]);
+                }
+
+                i++;
+            }
+            else if (t.StartsWith('-'))
+            {
+                options.TryAdd(t, string.Empty);
+            }
+        }
+
+        if (!options.TryGetValue("--comment", out var comment) || !comment.StartsWith(RuleLayout.TagPrefix, StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        var parts = comment[RuleLayout.TagPrefix.Length..].Split(':');
+        if (parts.Length < 2 || !PortForwardDefinition.IsValidName(parts[0]))
+        {
+            return null;
+        }
+
+        RuleRole? role = parts[1] switch
+        {
+            "dnat" when parts.Length == 4 => RuleRole.Dnat,
+            "snat" when parts.Length == 2 => RuleRole.Snat,
+            "fwd" when parts.Length == 2 => RuleRole.Forward,
+            _ => null,
+        };
+        return role is null ? null : new OwnedRule(parts[0], role.Value, rule, options, parts);
+    }
+
+    private static PortForward? Rebuild(string name, List<OwnedRule> rules, IpFamily family, string? ns, bool persisted, List<string> warnings)
+    {
+        var dnat = rules.FirstOrDefault(r => r.Role == RuleRole.Dnat);
+        var snat = rules.FirstOrDefault(r => r.Role == RuleRole.Snat);
+        var fwd = rules.FirstOrDefault(r => r.Role == RuleRole.Forward);
+        try
+        {
+            Protocol protocol;
+            IPAddress? ext;
+            int extPort;
+            IPAddress internalAddr;
+            int internalPort;
+            SnatMode mode;
+            string? description = null;
+            if (dnat is not null)
+            {
+                protocol = ParseProtocol(dnat.Options["-p"]);
+                ext = dnat.Options.TryGetValue("-d", out var d) ? ParseHost(d) : null;
+                extPort = ParsePort(dnat.Options["--dport"]);
+                (internalAddr, internalPort) = ParseEndpoint(dnat.Options["--to-destination"]);
+                mode = RuleLayout.ParseModeCode(dnat.TagParts[2]) ?? throw new FormatException("unknown SNAT mode " + dnat.TagParts[2]);
+                description = RuleLayout.DecodeDescription(dnat.TagParts[3]);
+            }
+            else if (fwd is not null)
+            {
+                protocol = ParseProtocol(fwd.Options["--ctproto"]);
+                ext = fwd.Options.TryGetValue("--ctorigdst", out var d) ? ParseHost(d) : null;
+                extPort = ParsePort(fwd.Options["--ctorigdstport"]);
+                internalAddr = ParseHost(fwd.Options["--ctreplsrc"]);
+                internalPort = ParsePort(fwd.Options["--ctreplsrcport"]);
+                mode = snat is null ? SnatMode.None : SnatModeOf(snat);
+            }
+            else if (snat is not null)
+            {
+                protocol = ParseProtocol(snat.Options["-p"]);
+                ext = snat.Options.TryGetValue("--ctorigdst", out var d) ? ParseHost(d) : null;
+                extPort = ParsePort(snat.Options["--ctorigdstport"]);
+                internalAddr = ParseHost(snat.Options["-d"]);
+                internalPort = ParsePort(snat.Options["--dport"]);
+                mode = SnatModeOf(snat);
+            }
+            else
+            {
+                return null;
+            }
+
+            IPAddress? snatAddress = null;
+            if (mode == SnatMode.Snat && snat is not null && snat.Options.TryGetValue("--to-source", out var src))
+            {
+                snatAddress = ParseHost(src);
+            }
+
+            var def = PortForwardDefinition.CreateFromKernel(name, protocol, ext, extPort, internalAddr, internalPort, mode, snatAddress, description);
+            var missing = new List<RuleRole>();
+            var dup = new List<RuleRole>();
+            foreach (var role in new[] { RuleRole.Dnat, RuleRole.Snat, RuleRole.Forward })
+            {
+                var count = rules.Count(r => r.Role == role);
+                var expected = role != RuleRole.Snat || mode != SnatMode.None;
+                if (expected && count == 0)
+                {
+                    missing.Add(role);
+                }
+                else if (count > 1)
+                {
+                    dup.Add(role);
+                }
+            }
+
+            ulong packets = 0, bytes = 0;
+            foreach (var r in rules.Where(r => r.Role == RuleRole.Forward))
+            {
+                packets += r.Line.Packets;
+                bytes += r.Line.Bytes;
+            }
+
+            return new PortForward(def)
+            {
+                NetworkNamespace = ns,
+                MissingRules = missing,
+                DuplicateRules = dup,
+                Packets = packets,
+                Bytes = bytes,
+                Persisted = persisted,
+                Rules = rules,
+            };
+        }
+        catch (Exception ex) when (ex is FormatException or KeyNotFoundException or PortForwardValidationException)
+        {
+            warnings.Add($"Ignoring the rules tagged '{name}' ({family}): they cannot be read back as a forward ({ex.Message}).");
+            return null;
+        }
+    }
+
+    private static SnatMode SnatModeOf(OwnedRule snat) =>
+        snat.Options.TryGetValue("-j", out var target) && target == "MASQUERADE" ? SnatMode.Masquerade : SnatMode.Snat;
+
+    private static Protocol ParseProtocol(string p) => p switch
+    {
+        "tcp" or "6" => Protocol.Tcp,
+        "udp" or "17" => Protocol.Udp,
+        _ => throw new FormatException("unknown protocol " + p),
+    };
+
+    private static int ParsePort(string p) =>
+        int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : throw new FormatException("bad port " + p);
+
+    /// <summary>"1.2.3.4/32", "1.2.3.4", "2001:db8::1/128".</summary>
+    private static IPAddress ParseHost(string s)
+    {
+        var slash = s.IndexOf('/');
+        if (slash >= 0)
+        {
+            var prefix = s[(slash + 1)..];
+            if (prefix != "32" && prefix != "128")
+            {
+                throw new FormatException("not a host address " + s);
+            }
+
+            s = s[..slash];
+        }
+
+        return IPAddress.Parse(s);
+    }
+
+    /// <summary>"192.0.2.10:80" or "[2001:db8::10]:80".</summary>
+    private static (IPAddress, int) ParseEndpoint(string s)
+    {
+        var colon = s.LastIndexOf(':');
+        if (colon <= 0)
+        {
+            throw new FormatException("DNAT target without port " + s);
+        }
+
+        var host = s[..colon].Trim('[', ']');
+        return (IPAddress.Parse(host), ParsePort(s[(colon + 1)..]));
+    }
+}

@@ -1,0 +1,78 @@
+using System.Text;
+
+namespace PSNetfilter.Core.Planning;
+
+/// <summary>
+/// An iptables-restore --noflush input for one family, built table by table. Each line remembers the
+/// forward it belongs to, so a line number in an iptables-restore error maps back to that forward.
+/// </summary>
+public sealed class RestorePayload
+{
+    private readonly List<(string Table, string Line, string? Owner)> _lines = new();
+
+    public RestorePayload(IpFamily family)
+    {
+        Family = family;
+    }
+
+    public IpFamily Family { get; }
+
+    public bool IsEmpty => _lines.Count == 0;
+
+    public int LineCount => _lines.Count;
+
+    public void Add(string table, string line, string? owner = null)
+    {
+        if (line.Contains('\n') || line.Contains('\r'))
+        {
+            throw new InvalidOperationException("A payload line cannot contain a line break.");
+        }
+
+        _lines.Add((table, line, owner));
+    }
+
+    /// <summary>The text, tables in the module's order, each closed by COMMIT.</summary>
+    public string Text => Render().Text;
+
+    /// <summary>Which forward wrote payload line <paramref name="lineNumber"/> (1-based, as iptables-restore counts).</summary>
+    public (string? Owner, string? Line) Locate(int lineNumber)
+    {
+        var (_, map) = Render();
+        return lineNumber >= 1 && lineNumber <= map.Count ? map[lineNumber - 1] : (null, null);
+    }
+
+    private (string Text, List<(string? Owner, string? Line)> Map) Render()
+    {
+        var sb = new StringBuilder();
+        var map = new List<(string?, string?)>();
+        foreach (var table in RuleLayout.Tables)
+        {
+            var any = false;
+            foreach (var (t, line, owner) in _lines)
+            {
+                if (t != table)
+                {
+                    continue;
+                }
+
+                if (!any)
+                {
+                    sb.Append('*').Append(table).Append('\n');
+                    map.Add((null, "*" + table));
+                    any = true;
+                }
+
+                sb.Append(line).Append('\n');
+                map.Add((owner, line));
+            }
+
+            if (any)
+            {
+                sb.Append("COMMIT\n");
+                map.Add((null, "COMMIT"));
+            }
+        }
+
+        return (sb.ToString(), map);
+    }
+}

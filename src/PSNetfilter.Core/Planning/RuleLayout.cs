@@ -1,0 +1,193 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace PSNetfilter.Core.Planning;
+
+/// <summary>A rule as the module writes it: which table and chain, which role, and the spec after <c>-A CHAIN</c>.</summary>
+public sealed record RenderedRule(string Table, string Chain, RuleRole Role, string Spec);
+
+/// <summary>Where a module chain hangs: the built-in chain that jumps to it.</summary>
+public sealed record ChainHook(string Table, string BuiltinChain, string Chain)
+{
+    /// <summary>The spec of the jump rule, as iptables-save prints it.</summary>
+    public string JumpSpec => "-j " + Chain;
+}
+
+/// <summary>
+/// The rule layout in the kernel, in one place: chain names, the comment tag, and the rules of a forward.
+/// Every token written here comes from a validated definition and is checked against a closed alphabet
+/// (no spaces, quotes, newlines), so the rendered text cannot carry anything but what it says.
+/// </summary>
+public static partial class RuleLayout
+{
+    /// <summary>Prefix of every module chain; the module owns these chains and nothing else.</summary>
+    public const string ChainPrefix = "PSNF-";
+
+    /// <summary>Prefix of every rule comment the module writes: <c>psnf:v1:NAME:ROLE[...]</c>.</summary>
+    public const string TagPrefix = "psnf:v1:";
+
+    public static readonly ChainHook PreRouting = new("nat", "PREROUTING", "PSNF-PREROUTING");
+    public static readonly ChainHook PostRouting = new("nat", "POSTROUTING", "PSNF-POSTROUTING");
+    public static readonly ChainHook Forward = new("filter", "FORWARD", "PSNF-FORWARD");
+
+    /// <summary>All hooks, in payload order (nat before filter).</summary>
+    public static readonly IReadOnlyList<ChainHook> Hooks = new[] { PreRouting, PostRouting, Forward };
+
+    /// <summary>Tables the module writes to, in payload order.</summary>
+    public static readonly IReadOnlyList<string> Tables = new[] { "nat", "filter" };
+
+    public static ChainHook HookFor(RuleRole role) => role switch
+    {
+        RuleRole.Dnat => PreRouting,
+        RuleRole.Snat => PostRouting,
+        _ => Forward,
+    };
+
+    /// <summary>The rules of one forward: DNAT, then source NAT (unless None), then the FORWARD accept.</summary>
+    public static IReadOnlyList<RenderedRule> Render(PortForwardDefinition d)
+    {
+        var proto = ProtoName(d.Protocol);
+        var rules = new List<RenderedRule>(3);
+
+        // nat/PREROUTING: new connections to the external endpoint get the internal endpoint as destination.
+        var dnat = new List<string>();
+        if (d.ExternalAddress is not null)
+        {
+            dnat.AddRange(new[] { "-d", HostPrefix(d.ExternalAddress) });
+        }
+
+        dnat.AddRange(new[] { "-p", proto, "-m", proto, "--dport", Port(d.ExternalPort) });
+        if (d.ExternalAddress is null)
+        {
+            dnat.AddRange(new[] { "-m", "addrtype", "--dst-type", "LOCAL" });
+        }
+
+        dnat.AddRange(new[] { "-m", "comment", "--comment", DnatTag(d), "-j", "DNAT", "--to-destination", DnatTarget(d) });
+        rules.Add(Make(PreRouting, RuleRole.Dnat, dnat));
+
+        // nat/POSTROUTING: only connections this forward DNATed get their source rewritten.
+        if (d.SnatMode != SnatMode.None)
+        {
+            var snat = new List<string> { "-d", HostPrefix(d.InternalAddress), "-p", proto, "-m", proto, "--dport", Port(d.InternalPort) };
+            snat.AddRange(new[] { "-m", "conntrack", "--ctstate", "DNAT" });
+            if (d.ExternalAddress is not null)
+            {
+                snat.AddRange(new[] { "--ctorigdst", HostPrefix(d.ExternalAddress) });
+            }
+
+            snat.AddRange(new[] { "--ctorigdstport", Port(d.ExternalPort), "-m", "comment", "--comment", Tag(d.Name, "snat") });
+            if (d.SnatMode == SnatMode.Snat)
+            {
+                snat.AddRange(new[] { "-j", "SNAT", "--to-source", d.SnatAddress!.ToString() });
+            }
+            else
+            {
+                snat.AddRange(new[] { "-j", "MASQUERADE" });
+            }
+
+            rules.Add(Make(PostRouting, RuleRole.Snat, snat));
+        }
+
+        // filter/FORWARD: the connection this forward DNATed, identified by its conntrack tuples, in both
+        // directions and every state (related ICMP errors included), so a FORWARD policy of DROP does not stop it.
+        var fwd = new List<string> { "-m", "conntrack", "--ctstate", "DNAT", "--ctproto", proto };
+        if (d.ExternalAddress is not null)
+        {
+            fwd.AddRange(new[] { "--ctorigdst", HostPrefix(d.ExternalAddress) });
+        }
+
+        fwd.AddRange(new[]
+        {
+            "--ctorigdstport", Port(d.ExternalPort), "--ctreplsrc", HostPrefix(d.InternalAddress), "--ctreplsrcport", Port(d.InternalPort),
+            "-m", "comment", "--comment", Tag(d.Name, "fwd"), "-j", "ACCEPT",
+        });
+        rules.Add(Make(Forward, RuleRole.Forward, fwd));
+        return rules;
+    }
+
+    public static string ProtoName(Protocol p) => p == Protocol.Tcp ? "tcp" : "udp";
+
+    /// <summary>The comment tag of a role: <c>psnf:v1:NAME:snat</c>, <c>psnf:v1:NAME:fwd</c>.</summary>
+    public static string Tag(string name, string role)
+    {
+        PortForwardDefinition.ValidateName(name);
+        return TagPrefix + name + ":" + role;
+    }
+
+    /// <summary>The DNAT rule's tag also carries the SNAT mode and the base64url description.</summary>
+    public static string DnatTag(PortForwardDefinition d) =>
+        Tag(d.Name, "dnat") + ":" + ModeCode(d.SnatMode) + ":" + EncodeDescription(d.Description);
+
+    public static string ModeCode(SnatMode m) => m switch
+    {
+        SnatMode.Snat => "snat",
+        SnatMode.Masquerade => "masq",
+        _ => "none",
+    };
+
+    public static SnatMode? ParseModeCode(string code) => code switch
+    {
+        "snat" => SnatMode.Snat,
+        "masq" => SnatMode.Masquerade,
+        "none" => SnatMode.None,
+        _ => null,
+    };
+
+    /// <summary>Base64url without padding: the description is free text, the comment stays in a closed alphabet.</summary>
+    public static string EncodeDescription(string? description) =>
+        string.IsNullOrEmpty(description)
+            ? string.Empty
+            : Convert.ToBase64String(Encoding.UTF8.GetBytes(description)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    public static string? DecodeDescription(string encoded)
+    {
+        if (encoded.Length == 0)
+        {
+            return null;
+        }
+
+        var s = encoded.Replace('-', '+').Replace('_', '/');
+        s = s.PadRight(s.Length + ((4 - (s.Length % 4)) % 4), '=');
+        try
+        {
+            return new UTF8Encoding(false, true).GetString(Convert.FromBase64String(s));
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+        catch (DecoderFallbackException)
+        {
+            return null;
+        }
+    }
+
+    public static string HostPrefix(IPAddress a) =>
+        a + (a.AddressFamily == AddressFamily.InterNetworkV6 ? "/128" : "/32");
+
+    private static string DnatTarget(PortForwardDefinition d) =>
+        d.InternalAddress.AddressFamily == AddressFamily.InterNetworkV6
+            ? $"[{d.InternalAddress}]:{Port(d.InternalPort)}"
+            : $"{d.InternalAddress}:{Port(d.InternalPort)}";
+
+    private static string Port(int p) => p.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private static RenderedRule Make(ChainHook hook, RuleRole role, List<string> tokens)
+    {
+        foreach (var t in tokens)
+        {
+            if (!SafeToken().IsMatch(t))
+            {
+                // Unreachable for validated definitions: a guard, not an escape.
+                throw new InvalidOperationException($"Refusing to render unsafe token '{PortForwardDefinition.Printable(t)}'.");
+            }
+        }
+
+        return new RenderedRule(hook.Table, hook.Chain, role, string.Join(' ', tokens));
+    }
+
+    [GeneratedRegex(@"^[A-Za-z0-9._:/\[\]-]+$")]
+    private static partial Regex SafeToken();
+}

@@ -1,0 +1,261 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using PSNetfilter.Core.Iptables;
+using PSNetfilter.Core.Planning;
+
+namespace PSNetfilter.Core.Processes;
+
+/// <summary>
+/// The kernel side of one network namespace (or the host's own): every process the module runs goes through
+/// here and through <see cref="IProcessRunner"/>. It enters a named namespace as <c>ip netns exec</c> does,
+/// passes <c>-w</c> to iptables-restore, and logs each command line and payload for -Verbose.
+/// </summary>
+public sealed partial class NetfilterHost
+{
+    private static readonly SemaphoreSlim BackendGate = new(1, 1);
+    private static IptablesBackend? _cachedBackend;
+
+    private readonly IProcessRunner _runner;
+    private readonly Action<string> _log;
+
+    public NetfilterHost(string? networkNamespace, IProcessRunner? runner = null, Action<string>? log = null)
+    {
+        NetworkNamespace = string.IsNullOrEmpty(networkNamespace) ? null : networkNamespace;
+        _runner = runner ?? CliWrapProcessRunner.Instance;
+        _log = log ?? (_ => { });
+    }
+
+    public string? NetworkNamespace { get; }
+
+    /// <summary>Skip the root and namespace checks (unit tests with a fake runner).</summary>
+    public bool SkipSystemChecks { get; init; }
+
+    /// <summary>A fixed backend (tests); otherwise detected once per process.</summary>
+    public IptablesBackend? Backend { get; init; }
+
+    /// <summary>Where the per-namespace locks live.</summary>
+    public string LockDirectory { get; init; } = NamespaceLock.DefaultDirectory;
+
+    public TimeSpan LockTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Root, a valid and existing namespace: checked before anything runs.</summary>
+    public void EnsureUsable()
+    {
+        if (SkipSystemChecks)
+        {
+            return;
+        }
+
+        SystemChecks.RequireRoot();
+        if (NetworkNamespace is not null)
+        {
+            SystemChecks.ValidateNetworkNamespace(NetworkNamespace);
+        }
+    }
+
+    public Task<NamespaceLock> LockAsync(CancellationToken ct) =>
+        NamespaceLock.AcquireAsync(NetworkNamespace, LockTimeout, ct, LockDirectory);
+
+    /// <summary>
+    /// Detects the backend once per process from <c>iptables -V</c> (the host's alternative), unless
+    /// PSNETFILTER_IPTABLES_BACKEND is nft or legacy.
+    /// </summary>
+    public async Task<IptablesBackend> GetBackendAsync(CancellationToken ct)
+    {
+        if (Backend is not null)
+        {
+            return Backend;
+        }
+
+        if (_cachedBackend is not null)
+        {
+            return _cachedBackend;
+        }
+
+        await BackendGate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (_cachedBackend is null)
+            {
+                _cachedBackend = await DetectBackendAsync(ct).ConfigureAwait(false);
+                _log($"Using {_cachedBackend.Describe()}: {_cachedBackend.Save4}, {_cachedBackend.Restore4}");
+            }
+
+            return _cachedBackend;
+        }
+        finally
+        {
+            BackendGate.Release();
+        }
+    }
+
+    private async Task<IptablesBackend> DetectBackendAsync(CancellationToken ct)
+    {
+        var iptables = ExecutableLocator.Require("iptables", "iptables");
+        var result = await RunRawAsync(new ProcessRequest(iptables, new[] { "-V" }), inNamespace: false, ct).ConfigureAwait(false);
+        var text = result.StandardOutput + result.StandardError;
+        var m = VersionRegex().Match(text);
+        var version = m.Success ? m.Groups[1].Value : "unknown";
+        var forced = Environment.GetEnvironmentVariable("PSNETFILTER_IPTABLES_BACKEND")?.Trim().ToLowerInvariant();
+        var kind = forced switch
+        {
+            "nft" => IptablesBackendKind.Nft,
+            "legacy" => IptablesBackendKind.Legacy,
+            _ => text.Contains("legacy", StringComparison.Ordinal) ? IptablesBackendKind.Legacy : IptablesBackendKind.Nft,
+        };
+        var suffix = kind == IptablesBackendKind.Nft ? "-nft" : "-legacy";
+        string Tool(string family, string verb) =>
+            ExecutableLocator.Find($"{family}{suffix}-{verb}") ?? ExecutableLocator.Require($"{family}-{verb}", "iptables");
+        return new IptablesBackend(kind, version, Tool("iptables", "save"), Tool("iptables", "restore"), Tool("ip6tables", "save"), Tool("ip6tables", "restore"));
+    }
+
+    /// <summary>One <c>iptables-save -c</c> (or ip6tables-save) of every table, parsed.</summary>
+    public async Task<Ruleset> SaveAsync(IpFamily family, CancellationToken ct)
+    {
+        var backend = await GetBackendAsync(ct).ConfigureAwait(false);
+        var save = family == IpFamily.IPv4 ? backend.Save4 : backend.Save6;
+        var result = await RunCheckedAsync(new ProcessRequest(save, new[] { "-c" }), ct).ConfigureAwait(false);
+        return IptablesSaveParser.Parse(result.StandardOutput, family);
+    }
+
+    /// <summary>
+    /// Applies a payload with one <c>iptables-restore -w --noflush</c>. Once started it is not cancelled, so a
+    /// stopped pipeline never leaves a transaction half-sent.
+    /// </summary>
+    /// <exception cref="CommandFailedException">With the payload line the tool named and the forward that wrote it.</exception>
+    public async Task RestoreAsync(RestorePayload payload, CancellationToken ct)
+    {
+        if (payload.IsEmpty)
+        {
+            return;
+        }
+
+        var backend = await GetBackendAsync(ct).ConfigureAwait(false);
+        ct.ThrowIfCancellationRequested();
+        var restore = payload.Family == IpFamily.IPv4 ? backend.Restore4 : backend.Restore6;
+        var text = payload.Text;
+        _log($"{Path.GetFileName(restore)} payload ({payload.Family}):\n{text.TrimEnd()}");
+        var request = new ProcessRequest(restore, new[] { "-w", "--noflush" }, text);
+        var result = await RunRawAsync(request, inNamespace: true, CancellationToken.None).ConfigureAwait(false);
+        if (result.ExitCode != 0)
+        {
+            var m = FailedLineRegex().Match(result.StandardError);
+            int? line = m.Success
+                ? int.Parse(m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture)
+                : null;
+            var (owner, input) = line is null ? (null, null) : payload.Locate(line.Value);
+            throw new CommandFailedException(Wrap(request).Display, result.ExitCode, result.StandardError, line, input, owner);
+        }
+    }
+
+    /// <summary>
+    /// The source address the kernel picks for traffic to each destination (<c>ip route get</c>'s prefsrc),
+    /// for many destinations in one <c>ip -force -batch</c> process. A destination without a route maps to null.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<IPAddress, IPAddress?>> GetRouteSourcesAsync(IEnumerable<IPAddress> destinations, CancellationToken ct)
+    {
+        var wanted = destinations.Distinct().ToList();
+        var map = wanted.ToDictionary(d => d, _ => (IPAddress?)null);
+        if (wanted.Count == 0)
+        {
+            return map;
+        }
+
+        var ip = ExecutableLocator.Require("ip", "iproute2");
+        var args = new List<string>();
+        if (NetworkNamespace is not null)
+        {
+            args.AddRange(new[] { "-n", NetworkNamespace });
+        }
+
+        args.AddRange(new[] { "-force", "-j", "-batch", "-" });
+        var input = string.Concat(wanted.Select(d => $"route get {d}\n"));
+        var result = await RunRawAsync(new ProcessRequest(ip, args, input), inNamespace: false, ct).ConfigureAwait(false);
+        foreach (var line in result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            try
+            {
+                using var doc = JsonDocument.Parse(line);
+                foreach (var route in doc.RootElement.EnumerateArray())
+                {
+                    if (route.TryGetProperty("dst", out var dst) && IPAddress.TryParse(dst.GetString(), out var d)
+                        && route.TryGetProperty("prefsrc", out var src) && IPAddress.TryParse(src.GetString(), out var a)
+                        && map.ContainsKey(d))
+                    {
+                        map[d] = a;
+                    }
+                }
+            }
+            catch (JsonException)
+            {
+                // a line that is not a route answer: ignore it, the destination stays unresolved
+            }
+        }
+
+        return map;
+    }
+
+    /// <summary>Whether the namespace routes packets of <paramref name="family"/> (net.ipv4.ip_forward / net.ipv6.conf.all.forwarding).</summary>
+    public async Task<bool> IsForwardingEnabledAsync(IpFamily family, CancellationToken ct)
+    {
+        var sysctl = ExecutableLocator.Require("sysctl", "procps");
+        var result = await RunCheckedAsync(new ProcessRequest(sysctl, new[] { "-n", ForwardingKey(family) }), ct).ConfigureAwait(false);
+        return result.StandardOutput.Trim() == "1";
+    }
+
+    public async Task EnableForwardingAsync(IpFamily family, CancellationToken ct)
+    {
+        var sysctl = ExecutableLocator.Require("sysctl", "procps");
+        await RunCheckedAsync(new ProcessRequest(sysctl, new[] { "-q", "-w", ForwardingKey(family) + "=1" }), ct).ConfigureAwait(false);
+    }
+
+    public static string ForwardingKey(IpFamily family) =>
+        family == IpFamily.IPv4 ? "net.ipv4.ip_forward" : "net.ipv6.conf.all.forwarding";
+
+    /// <summary>Runs a tool inside the namespace and throws on a non-zero exit.</summary>
+    public async Task<ProcessResult> RunCheckedAsync(ProcessRequest request, CancellationToken ct)
+    {
+        var result = await RunRawAsync(request, inNamespace: true, ct).ConfigureAwait(false);
+        if (result.ExitCode != 0)
+        {
+            throw new CommandFailedException(Wrap(request).Display, result.ExitCode, result.StandardError);
+        }
+
+        return result;
+    }
+
+    private async Task<ProcessResult> RunRawAsync(ProcessRequest request, bool inNamespace, CancellationToken ct)
+    {
+        var actual = inNamespace ? Wrap(request) : request;
+        _log("Running: " + actual.Display);
+        try
+        {
+            return await _runner.RunAsync(actual, ct).ConfigureAwait(false);
+        }
+        catch (System.ComponentModel.Win32Exception ex)
+        {
+            throw new NetfilterException("ToolNotInstalled", FailureKind.NotInstalled, $"Cannot start '{actual.Program}': {ex.Message}", actual.Program, ex);
+        }
+    }
+
+    /// <summary>Wraps a request in <c>ip netns exec NAME</c> when a namespace is set.</summary>
+    public ProcessRequest Wrap(ProcessRequest request)
+    {
+        if (NetworkNamespace is null)
+        {
+            return request;
+        }
+
+        var ip = ExecutableLocator.Require("ip", "iproute2");
+        var args = new List<string> { "netns", "exec", NetworkNamespace, request.Program };
+        args.AddRange(request.Arguments);
+        return new ProcessRequest(ip, args, request.StandardInput);
+    }
+
+    [GeneratedRegex(@"v(\d+\.\d+(?:\.\d+)?)")]
+    private static partial Regex VersionRegex();
+
+    [GeneratedRegex(@"(?:Error occurred at line: (\d+))|(?:line (\d+) failed)")]
+    private static partial Regex FailedLineRegex();
+}

@@ -1,0 +1,62 @@
+using System.Runtime.InteropServices;
+using System.Text.RegularExpressions;
+
+namespace PSNetfilter.Core.Processes;
+
+/// <summary>Checks made before any process runs: privileges and the network namespace name.</summary>
+public static partial class SystemChecks
+{
+    public const string NetnsDirectory = "/run/netns";
+
+    public static bool IsRoot() => OperatingSystem.IsLinux() && geteuid() == 0;
+
+    /// <exception cref="NetfilterException">NotRoot.</exception>
+    public static void RequireRoot()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            throw new NetfilterException("UnsupportedPlatform", FailureKind.OperationFailed, "PSNetfilter manages Linux netfilter and runs on Linux only.");
+        }
+
+        if (!IsRoot())
+        {
+            throw new NetfilterException(
+                "NotRoot",
+                FailureKind.PermissionDenied,
+                "Reading and changing netfilter rules needs root. Run pwsh as root (for example: sudo pwsh).")
+            {
+                RecommendedAction = "Run pwsh as root.",
+            };
+        }
+    }
+
+    /// <summary>Checks that <paramref name="name"/> is a namespace name (not a path) and that it exists.</summary>
+    /// <exception cref="NetfilterException">InvalidNetworkNamespace or NetworkNamespaceNotFound.</exception>
+    public static void ValidateNetworkNamespace(string name, string netnsDirectory = NetnsDirectory)
+    {
+        if (string.IsNullOrEmpty(name) || name.Contains('/') || name is "." or ".." || !NetnsName().IsMatch(name))
+        {
+            var hint = name?.Contains('/') == true ? " It looks like a path: give the name as 'ip netns list' shows it." : string.Empty;
+            throw new NetfilterException(
+                "InvalidNetworkNamespace",
+                FailureKind.InvalidArgument,
+                $"'{PortForwardDefinition.Printable(name ?? string.Empty)}' is not a network namespace name.{hint}",
+                name);
+        }
+
+        if (!File.Exists(Path.Combine(netnsDirectory, name)))
+        {
+            throw new NetfilterException(
+                "NetworkNamespaceNotFound",
+                FailureKind.ObjectNotFound,
+                $"The network namespace '{name}' does not exist. 'ip netns list' shows the existing ones; 'ip netns add {name}' creates it.",
+                name);
+        }
+    }
+
+    [DllImport("libc", SetLastError = false)]
+    private static extern uint geteuid();
+
+    [GeneratedRegex("^[A-Za-z0-9_][A-Za-z0-9._@+-]{0,254}$")]
+    private static partial Regex NetnsName();
+}

@@ -1,0 +1,170 @@
+using System.Management.Automation;
+using System.Net;
+using PSNetfilter.Core.Apply;
+using PSNetfilter.Core.Processes;
+
+namespace PSNetfilter.Commands;
+
+/// <summary>
+/// New-PortForward: validates each piped item in ProcessRecord, then applies the whole pipeline in
+/// EndProcessing as one iptables-restore per family and namespace.
+/// </summary>
+[Cmdlet(VerbsCommon.New, "PortForward", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[OutputType(typeof(PortForward))]
+public sealed class NewPortForwardCommand : PSNetfilterCmdlet
+{
+    private readonly Dictionary<string, List<PortForwardRequest>> _queued = new(StringComparer.Ordinal);
+    private readonly List<string> _order = new();
+
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(PortForwardNameCompleter))]
+    public string? Name { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public Protocol Protocol { get; set; } = Protocol.Tcp;
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [AddressTransformation]
+    public string? ExternalAddress { get; set; }
+
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
+    [ValidateRange(1, 65535)]
+    public int ExternalPort { get; set; }
+
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
+    [AddressTransformation]
+    public string InternalAddress { get; set; } = string.Empty;
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ValidateRange(1, 65535)]
+    public int? InternalPort { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [AddressTransformation]
+    public string? SnatAddress { get; set; }
+
+    [Parameter]
+    public SwitchParameter Masquerade { get; set; }
+
+    [Parameter]
+    public SwitchParameter NoSnat { get; set; }
+
+    /// <summary>Binds SnatMode from piped forwards (Get-PortForward | New-PortForward); the switches are the interactive form.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public SnatMode? SnatMode { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [AllowEmptyString]
+    [AllowNull]
+    public string? Description { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(NetworkNamespaceCompleter))]
+    public string? NetworkNamespace { get; set; }
+
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    protected override void BeginProcessing()
+    {
+        try
+        {
+            SystemChecks.RequireRoot();
+        }
+        catch (NetfilterException ex)
+        {
+            ThrowFailure(ex);
+        }
+    }
+
+    protected override void ProcessRecord()
+    {
+        try
+        {
+            var ns = string.IsNullOrEmpty(NetworkNamespace) ? null : NetworkNamespace;
+            if (ns is not null)
+            {
+                SystemChecks.ValidateNetworkNamespace(ns);
+            }
+
+            var request = BuildRequest();
+            request.Validate();
+            var key = ns ?? string.Empty;
+            if (!_queued.TryGetValue(key, out var list))
+            {
+                _queued[key] = list = new List<PortForwardRequest>();
+                _order.Add(key);
+            }
+
+            list.Add(request);
+        }
+        catch (NetfilterException ex)
+        {
+            WriteFailure(ex);
+        }
+    }
+
+    protected override void EndProcessing()
+    {
+        foreach (var key in _order)
+        {
+            var ns = key.Length == 0 ? null : key;
+            var manager = CreateManager(ns);
+            try
+            {
+                var definitions = Run(ct => manager.ResolveAsync(_queued[key], ct));
+                if (definitions.Count == 0)
+                {
+                    continue;
+                }
+
+                using var session = Run(ct => manager.OpenAsync(ct));
+                manager.PlanAdds(session, definitions, Force);
+                Flush();
+                var results = Run(ct => manager.CommitAsync(session, ct));
+                foreach (var result in results)
+                {
+                    WriteObject(Output.WithChange(result));
+                }
+            }
+            catch (NetfilterException ex)
+            {
+                ThrowFailure(ex);
+            }
+        }
+    }
+
+    private PortForwardRequest BuildRequest()
+    {
+        var mode = SnatMode ?? PSNetfilter.SnatMode.Snat;
+        if (Masquerade.IsPresent && NoSnat.IsPresent)
+        {
+            throw new PortForwardValidationException("ConflictingSnatOptions", "-Masquerade and -NoSnat exclude each other: choose one source NAT mode.", null);
+        }
+
+        if (Masquerade.IsPresent)
+        {
+            mode = PSNetfilter.SnatMode.Masquerade;
+        }
+        else if (NoSnat.IsPresent)
+        {
+            mode = PSNetfilter.SnatMode.None;
+        }
+
+        IPAddress? snat = null;
+        if (!string.IsNullOrEmpty(SnatAddress))
+        {
+            if (mode != PSNetfilter.SnatMode.Snat)
+            {
+                throw new PortForwardValidationException("ConflictingSnatOptions", $"-SnatAddress sets an SNAT address; it cannot be combined with source NAT mode {mode}.", SnatAddress);
+            }
+
+            snat = PortForwardDefinition.ParseAddress(SnatAddress, "SnatAddress");
+        }
+
+        // An empty SnatAddress (a blank CSV cell) means "not given": the route decides.
+        var external = ExternalAddress is null ? null : PortForwardDefinition.ParseAddress(ExternalAddress, "ExternalAddress");
+        var internalAddress = PortForwardDefinition.ParseAddress(InternalAddress, "InternalAddress");
+        return new PortForwardRequest(Name, Protocol, external, ExternalPort, internalAddress, InternalPort, mode, snat, Description);
+    }
+}

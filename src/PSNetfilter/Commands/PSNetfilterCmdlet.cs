@@ -1,0 +1,73 @@
+using System.Collections.Concurrent;
+using System.Management.Automation;
+using PSNetfilter.Core.Apply;
+using PSNetfilter.Core.Processes;
+
+namespace PSNetfilter.Commands;
+
+/// <summary>
+/// Shared base of the cmdlets. It turns StopProcessing (Ctrl+C) into a CancellationToken, runs the core's
+/// async calls from the pipeline thread, and funnels messages written on other threads (verbose process
+/// lines, per-item errors) back to the pipeline thread, where PowerShell requires them.
+/// </summary>
+public abstract class PSNetfilterCmdlet : PSCmdlet, IChangeObserver
+{
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly ConcurrentQueue<Action> _pending = new();
+
+    protected CancellationToken StopToken => _stopping.Token;
+
+    /// <summary>A host for a namespace whose -Verbose shows every process and payload.</summary>
+    protected NetfilterHost CreateHost(string? networkNamespace) =>
+        new(networkNamespace, log: m => _pending.Enqueue(() => WriteVerbose(m)));
+
+    protected PortForwardManager CreateManager(string? networkNamespace) => new(CreateHost(networkNamespace), this);
+
+    /// <summary>Runs an async core call to completion on the pipeline thread, then writes what it queued.</summary>
+    protected T Run<T>(Func<CancellationToken, Task<T>> call)
+    {
+        try
+        {
+            return call(StopToken).GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+            throw new PipelineStoppedException();
+        }
+        finally
+        {
+            Flush();
+        }
+    }
+
+    /// <summary>Writes the messages queued by the core (must run on the pipeline thread).</summary>
+    protected void Flush()
+    {
+        while (_pending.TryDequeue(out var write))
+        {
+            write();
+        }
+    }
+
+    protected override void StopProcessing() => _stopping.Cancel();
+
+    /// <summary>A non-terminating error for one item.</summary>
+    protected void WriteFailure(NetfilterException error)
+    {
+        WriteError(ErrorMapper.ToErrorRecord(error));
+    }
+
+    /// <summary>A terminating error: nothing further can succeed.</summary>
+    protected void ThrowFailure(NetfilterException error)
+    {
+        ThrowTerminatingError(ErrorMapper.ToErrorRecord(error));
+    }
+
+    bool IChangeObserver.ShouldProcess(string target, string action) => ShouldProcess(target, action);
+
+    void IChangeObserver.Failed(NetfilterException error) => _pending.Enqueue(() => WriteFailure(error));
+
+    void IChangeObserver.Verbose(string message) => _pending.Enqueue(() => WriteVerbose(message));
+
+    void IChangeObserver.Warning(string message) => _pending.Enqueue(() => WriteWarning(message));
+}

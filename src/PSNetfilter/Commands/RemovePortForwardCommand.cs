@@ -1,0 +1,129 @@
+using System.Management.Automation;
+using PSNetfilter.Core.Apply;
+using PSNetfilter.Core.Processes;
+
+namespace PSNetfilter.Commands;
+
+/// <summary>
+/// Remove-PortForward: by -Name (wildcards) or by piped forwards. Deletes exactly the rules of each forward,
+/// the whole pipeline as one iptables-restore per family and namespace.
+/// </summary>
+[Cmdlet(VerbsCommon.Remove, "PortForward", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = NameSet)]
+[OutputType(typeof(PortForward))]
+public sealed class RemovePortForwardCommand : PSNetfilterCmdlet
+{
+    private const string NameSet = "Name";
+    private const string ObjectSet = "InputObject";
+
+    private readonly Dictionary<string, List<RemoveSelector>> _queued = new(StringComparer.Ordinal);
+    private readonly List<string> _order = new();
+
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = NameSet, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(PortForwardNameCompleter))]
+    public string[] Name { get; set; } = Array.Empty<string>();
+
+    [Parameter(Mandatory = true, ParameterSetName = ObjectSet, ValueFromPipeline = true)]
+    public PortForward[] InputObject { get; set; } = Array.Empty<PortForward>();
+
+    [Parameter(ParameterSetName = NameSet, ValueFromPipelineByPropertyName = true)]
+    [Parameter(ParameterSetName = ObjectSet)]
+    [ArgumentCompleter(typeof(NetworkNamespaceCompleter))]
+    public string? NetworkNamespace { get; set; }
+
+    /// <summary>Output the removed forwards.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void BeginProcessing()
+    {
+        try
+        {
+            SystemChecks.RequireRoot();
+        }
+        catch (NetfilterException ex)
+        {
+            ThrowFailure(ex);
+        }
+    }
+
+    protected override void ProcessRecord()
+    {
+        try
+        {
+            if (ParameterSetName == ObjectSet)
+            {
+                foreach (var f in InputObject)
+                {
+                    var ns = MyInvocation.BoundParameters.ContainsKey(nameof(NetworkNamespace)) ? NetworkNamespace : f.NetworkNamespace;
+                    Queue(ns, new RemoveSelector(f.Name, n => string.Equals(n, f.Name, StringComparison.Ordinal), IsLiteral: true));
+                }
+            }
+            else
+            {
+                foreach (var n in Name)
+                {
+                    if (WildcardPattern.ContainsWildcardCharacters(n))
+                    {
+                        var pattern = WildcardPattern.Get(n, WildcardOptions.IgnoreCase);
+                        Queue(NetworkNamespace, new RemoveSelector(n, pattern.IsMatch, IsLiteral: false));
+                    }
+                    else
+                    {
+                        PortForwardDefinition.ValidateName(n);
+                        Queue(NetworkNamespace, new RemoveSelector(n, x => string.Equals(x, n, StringComparison.Ordinal), IsLiteral: true));
+                    }
+                }
+            }
+        }
+        catch (NetfilterException ex)
+        {
+            WriteFailure(ex);
+        }
+    }
+
+    protected override void EndProcessing()
+    {
+        foreach (var key in _order)
+        {
+            var ns = key.Length == 0 ? null : key;
+            var manager = CreateManager(ns);
+            try
+            {
+                using var session = Run(ct => manager.OpenAsync(ct));
+                manager.PlanRemoves(session, _queued[key]);
+                Flush();
+                var results = Run(ct => manager.CommitAsync(session, ct));
+                if (PassThru)
+                {
+                    foreach (var r in results)
+                    {
+                        WriteObject(Output.WithChange(r));
+                    }
+                }
+            }
+            catch (NetfilterException ex)
+            {
+                ThrowFailure(ex);
+            }
+        }
+    }
+
+    private void Queue(string? networkNamespace, RemoveSelector selector)
+    {
+        var ns = string.IsNullOrEmpty(networkNamespace) ? null : networkNamespace;
+        if (ns is not null)
+        {
+            SystemChecks.ValidateNetworkNamespace(ns);
+        }
+
+        var key = ns ?? string.Empty;
+        if (!_queued.TryGetValue(key, out var list))
+        {
+            _queued[key] = list = new List<RemoveSelector>();
+            _order.Add(key);
+        }
+
+        list.Add(selector);
+    }
+}

@@ -4,11 +4,11 @@ namespace PSNetfilter.Core.Planning;
 
 /// <summary>
 /// Turns "these forwards go, these come" into one iptables-restore --noflush payload per family. It only
-/// ever writes to PSNF- chains and their jump rules: it creates a chain and its jump when they are missing,
-/// deletes removed forwards' rules, appends new ones, and, when a family is left
-/// with no forward and no other rule in the module's chains, removes the jumps and the chains. Rules are
-/// deleted by their position in the snapshot (taken under the namespace lock).
-/// Built-in chains are never flushed, policies never set, foreign rules never named.
+/// ever writes to PSNF- chains and to the three jump rules that hook them in: it creates chains of the
+/// dispatch tree and jumps when they are missing, deletes removed rules by their position in the
+/// snapshot (taken under the namespace lock), appends new rules, and removes dispatch chains, and finally
+/// the hooked chains and their jumps, that the change leaves empty. Built-in chains are never flushed,
+/// policies never set, foreign rules never named.
 /// </summary>
 public static class ChangePlanner
 {
@@ -19,67 +19,150 @@ public static class ChangePlanner
         var adds = add.Where(a => a.Family == family).ToList();
         var removes = remove.Where(r => r.Family == family).ToList();
         var addRules = adds.SelectMany(a => RuleLayout.Render(a).Select(r => (Def: a, Rule: r))).ToList();
-        var removedLines = removes.SelectMany(r => r.Rules).ToList();
 
-        var removedNames = new HashSet<string>(removes.Select(r => r.Name), StringComparer.Ordinal);
-        var remaining = state.Forwards.Count(f => !removedNames.Contains(f.Name)) + adds.Count;
-
-        foreach (var hook in RuleLayout.Hooks)
+        // The module's chains as the snapshot has them: rule counts and dispatch jumps (parent -> child).
+        var chains = new Dictionary<string, ChainState>(StringComparer.Ordinal);
+        foreach (var tableName in RuleLayout.Tables)
         {
-            var table = current.Table(hook.Table);
-            var chainExists = table.HasChain(hook.Chain);
-            var hookAdds = addRules.Where(x => x.Rule.Chain == hook.Chain).ToList();
-            if (hookAdds.Count > 0)
+            var table = current.Table(tableName);
+            foreach (var c in table.Chains.Where(c => c.Name.StartsWith(RuleLayout.ChainPrefix, StringComparison.Ordinal)))
             {
-                if (!chainExists)
-                {
-                    payload.Add(hook.Table, $":{hook.Chain} - [0:0]");
-                }
+                chains[c.Name] = new ChainState(tableName, c.Name, existed: true);
+            }
 
-                if (!HasJump(table, hook))
+            foreach (var r in table.Rules)
+            {
+                if (chains.TryGetValue(r.Chain, out var cs))
                 {
-                    payload.Add(hook.Table, $"-I {hook.BuiltinChain} 1 {hook.JumpSpec}");
+                    cs.Count++;
+                    if (RuleLayout.DispatchTarget(r.Spec) is { } child)
+                    {
+                        cs.Dispatch[child] = r.Position;
+                    }
                 }
             }
         }
 
-        // Delete by position, last first, so earlier positions stay valid within the transaction. The text
-        // iptables-save prints is not always accepted back by -D (nft normalises conntrack matches), the
-        // position always is; the namespace lock keeps the snapshot current.
-        foreach (var r in removedLines.OrderBy(r => r.Table, StringComparer.Ordinal).ThenBy(r => r.Chain, StringComparer.Ordinal).ThenByDescending(r => r.Line.Position))
+        var deletions = new List<(string Table, string Chain, int Position, string? Owner)>();
+        foreach (var f in removes)
         {
-            payload.Add(r.Table, $"-D {r.Chain} {r.Line.Position}", r.Name);
+            foreach (var r in f.Rules)
+            {
+                deletions.Add((r.Table, r.Chain, r.Line.Position, r.Name));
+                if (chains.TryGetValue(r.Chain, out var cs))
+                {
+                    cs.Count--;
+                }
+            }
         }
 
+        // Creations: hooked chains and jumps first, then the dispatch path of every new rule.
+        var creations = new List<(string Table, string Line)>();
+        foreach (var hook in RuleLayout.Hooks)
+        {
+            if (!addRules.Any(x => x.Rule.Table == hook.Table && (x.Rule.Chain == hook.Chain || x.Rule.Path.Count > 0 && x.Rule.Path[0].Parent == hook.Chain)))
+            {
+                continue;
+            }
+
+            if (!chains.ContainsKey(hook.Chain))
+            {
+                chains[hook.Chain] = new ChainState(hook.Table, hook.Chain, existed: false);
+                creations.Add((hook.Table, $":{hook.Chain} - [0:0]"));
+            }
+
+            if (!ChangePlanner.HasJump(current.Table(hook.Table), hook))
+            {
+                creations.Add((hook.Table, $"-I {hook.BuiltinChain} 1 {hook.JumpSpec}"));
+            }
+        }
+
+        var appends = new List<(string Table, string Line, string? Owner)>();
         foreach (var (def, rule) in addRules)
         {
-            payload.Add(rule.Table, $"-A {rule.Chain} {rule.Spec}", def.Name);
+            foreach (var step in rule.Path)
+            {
+                if (!chains.TryGetValue(step.Chain, out var child))
+                {
+                    chains[step.Chain] = child = new ChainState(step.Table, step.Chain, existed: false);
+                    creations.Add((step.Table, $":{step.Chain} - [0:0]"));
+                }
+
+                var parent = chains[step.Parent];
+                if (!parent.Dispatch.ContainsKey(step.Chain))
+                {
+                    parent.Dispatch[step.Chain] = 0; // planned
+                    parent.Count++;
+                    appends.Add((step.Table, $"-A {step.Parent} {step.Spec}", null));
+                }
+            }
+
+            chains[rule.Chain].Count++;
+            appends.Add((rule.Table, $"-A {rule.Chain} {rule.Spec}", def.Name));
         }
 
-        if (remaining == 0 && (removedLines.Count > 0 || removes.Count > 0))
+        // Dispatch chains the change leaves empty go, deepest first, with the jump that led to them.
+        var dropped = new List<ChainState>();
+        foreach (var cs in chains.Values.Where(c => RuleLayout.IsDispatchChain(c.Name)).OrderByDescending(c => c.Name.Length))
+        {
+            if (cs.Count > 0 || !cs.Existed)
+            {
+                continue;
+            }
+
+            var parent = chains.Values.FirstOrDefault(p => p.Dispatch.TryGetValue(cs.Name, out var pos) && pos > 0);
+            if (parent is not null)
+            {
+                deletions.Add((parent.Table, parent.Name, parent.Dispatch[cs.Name], null));
+                parent.Count--;
+            }
+
+            dropped.Add(cs);
+        }
+
+        // Hooked chains go too when the family is left with nothing in them.
+        var hooksDropped = new List<ChainHook>();
+        var remaining = state.Forwards.Count(f => !removes.Any(r => r.Name == f.Name)) + adds.Count;
+        if (remaining == 0 && removes.Count > 0)
         {
             foreach (var hook in RuleLayout.Hooks)
             {
-                var table = current.Table(hook.Table);
-                if (!table.HasChain(hook.Chain))
+                if (chains.TryGetValue(hook.Chain, out var cs) && cs.Existed && cs.Count == 0)
                 {
-                    continue;
+                    hooksDropped.Add(hook);
                 }
-
-                var inChain = table.Rules.Count(r => r.Chain == hook.Chain);
-                var removedHere = removedLines.Count(r => r.Table == hook.Table && r.Chain == hook.Chain);
-                if (inChain != removedHere)
-                {
-                    continue; // something else lives in the chain: keep it and its jump
-                }
-
-                foreach (var jump in table.Rules.Where(r => r.Chain == hook.BuiltinChain && r.Spec == hook.JumpSpec))
-                {
-                    payload.Add(hook.Table, $"-D {hook.BuiltinChain} {jump.Spec}");
-                }
-
-                payload.Add(hook.Table, $"-X {hook.Chain}");
             }
+        }
+
+        foreach (var (table, line) in creations)
+        {
+            payload.Add(table, line);
+        }
+
+        // Deletions by position, highest first within each chain, so every position stays valid.
+        foreach (var d in deletions.OrderBy(d => d.Table, StringComparer.Ordinal).ThenBy(d => d.Chain, StringComparer.Ordinal).ThenByDescending(d => d.Position))
+        {
+            payload.Add(d.Table, $"-D {d.Chain} {d.Position}", d.Owner);
+        }
+
+        foreach (var cs in dropped)
+        {
+            payload.Add(cs.Table, $"-X {cs.Name}");
+        }
+
+        foreach (var hook in hooksDropped)
+        {
+            foreach (var jump in current.Table(hook.Table).Rules.Where(r => r.Chain == hook.BuiltinChain && r.Spec == hook.JumpSpec))
+            {
+                payload.Add(hook.Table, $"-D {hook.BuiltinChain} {jump.Spec}");
+            }
+
+            payload.Add(hook.Table, $"-X {hook.Chain}");
+        }
+
+        foreach (var (table, line, owner) in appends)
+        {
+            payload.Add(table, line, owner);
         }
 
         return payload;
@@ -87,4 +170,26 @@ public static class ChangePlanner
 
     public static bool HasJump(TableDump table, ChainHook hook) =>
         table.Rules.Any(r => r.Chain == hook.BuiltinChain && r.Spec == hook.JumpSpec);
+
+    private sealed class ChainState
+    {
+        public ChainState(string table, string name, bool existed)
+        {
+            Table = table;
+            Name = name;
+            Existed = existed;
+        }
+
+        public string Table { get; }
+
+        public string Name { get; }
+
+        public bool Existed { get; }
+
+        /// <summary>Rules the chain will hold after the change.</summary>
+        public int Count { get; set; }
+
+        /// <summary>Dispatch jumps in this chain: child chain -> position in the snapshot (0 = planned now).</summary>
+        public Dictionary<string, int> Dispatch { get; } = new(StringComparer.Ordinal);
+    }
 }

@@ -54,7 +54,11 @@ public static class ForwardReader
 
                 if (!rule.Spec.Contains(RuleLayout.TagPrefix, StringComparison.Ordinal))
                 {
-                    untagged.Add(rule);
+                    if (RuleLayout.DispatchTarget(rule.Spec) is null)
+                    {
+                        untagged.Add(rule);
+                    }
+
                     continue;
                 }
 

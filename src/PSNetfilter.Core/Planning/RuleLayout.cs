@@ -6,7 +6,17 @@ using System.Text.RegularExpressions;
 namespace PSNetfilter.Core.Planning;
 
 /// <summary>A rule as the module writes it: which table and chain, which role, and the spec after <c>-A CHAIN</c>.</summary>
-public sealed record RenderedRule(string Table, string Chain, RuleRole Role, string Spec);
+public sealed record RenderedRule(string Table, string Chain, RuleRole Role, string Spec)
+{
+    /// <summary>The dispatch jumps from the hooked chain down to <see cref="Chain"/> (empty when the rule sits in the hooked chain).</summary>
+    public IReadOnlyList<DispatchStep> Path { get; init; } = Array.Empty<DispatchStep>();
+}
+
+/// <summary>
+/// One jump of the dispatch tree: rule <see cref="Spec"/> in <see cref="Parent"/> sends a port range on to
+/// <see cref="Chain"/>.
+/// </summary>
+public sealed record DispatchStep(string Table, string Parent, string Chain, string Spec);
 
 /// <summary>Where a module chain hangs: the built-in chain that jumps to it.</summary>
 public sealed record ChainHook(string Table, string BuiltinChain, string Chain)
@@ -65,7 +75,7 @@ public static partial class RuleLayout
         }
 
         dnat.AddRange(new[] { "-m", "comment", "--comment", DnatTag(d), "-j", "DNAT", "--to-destination", DnatTarget(d) });
-        rules.Add(Make(PreRouting, RuleRole.Dnat, dnat));
+        rules.Add(Make(PreRouting, RuleRole.Dnat, dnat, LeafFor(PreRouting, d)));
 
         // nat/POSTROUTING: only connections this forward DNATed get their source rewritten.
         if (d.SnatMode != SnatMode.None)
@@ -87,7 +97,7 @@ public static partial class RuleLayout
                 snat.AddRange(new[] { "-j", "MASQUERADE" });
             }
 
-            rules.Add(Make(PostRouting, RuleRole.Snat, snat));
+            rules.Add(Make(PostRouting, RuleRole.Snat, snat, LeafFor(PostRouting, d)));
         }
 
         // filter/FORWARD: the connection this forward DNATed, identified by its conntrack tuples, in both
@@ -103,7 +113,7 @@ public static partial class RuleLayout
             "--ctorigdstport", Port(d.ExternalPort), "--ctreplsrc", HostPrefix(d.InternalAddress), "--ctreplsrcport", Port(d.InternalPort),
             "-m", "comment", "--comment", Tag(d.Name, "fwd"), "-j", "ACCEPT",
         });
-        rules.Add(Make(Forward, RuleRole.Forward, fwd));
+        rules.Add(Make(Forward, RuleRole.Forward, fwd, LeafFor(Forward, d)));
         return rules;
     }
 
@@ -174,7 +184,74 @@ public static partial class RuleLayout
 
     private static string Port(int p) => p.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-    private static RenderedRule Make(ChainHook hook, RuleRole role, List<string> tokens)
+    /// <summary>
+    /// The dispatch path from a hooked chain down to the chain that holds a rule for external ports
+    /// <paramref name="low"/>..<paramref name="high"/>. The tree has three levels keyed by the external port
+    /// (ranges of 4096, 256 and 16 ports), so a packet walks at most 16 + 16 + 16 jumps and a leaf of at most
+    /// 16 ports, however many forwards there are. nat/PREROUTING keys on the packet's destination port (per
+    /// protocol); POSTROUTING and FORWARD key on the connection's original destination port, so replies take
+    /// the same path. A port range that spans buckets stays at the deepest level that holds it whole.
+    /// </summary>
+    public static IReadOnlyList<DispatchStep> PathTo(ChainHook hook, Protocol protocol, int low, int high)
+    {
+        var steps = new List<DispatchStep>(3);
+        var parent = hook.Chain;
+        var name = BaseName(hook, protocol);
+        foreach (var shift in new[] { 12, 8, 4 })
+        {
+            if (low >> shift != high >> shift)
+            {
+                break;
+            }
+
+            var bucket = low >> shift;
+            name += ((bucket & 0xF)).ToString("X", System.Globalization.CultureInfo.InvariantCulture);
+            var lo = bucket << shift;
+            var hi = lo + (1 << shift) - 1;
+            var range = lo.ToString(System.Globalization.CultureInfo.InvariantCulture) + ":" + hi.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var spec = hook == PreRouting
+                ? $"-p {ProtoName(protocol)} -m {ProtoName(protocol)} --dport {range} -j {name}"
+                : $"-m conntrack --ctorigdstport {range} -j {name}";
+            steps.Add(new DispatchStep(hook.Table, parent, name, spec));
+            parent = name;
+        }
+
+        return steps;
+    }
+
+    /// <summary>True for a chain of the dispatch tree below a hooked chain (PSNF-PRE-T1F9, PSNF-FWD-1F9, ...).</summary>
+    public static bool IsDispatchChain(string chain) =>
+        chain.StartsWith("PSNF-PRE-", StringComparison.Ordinal)
+        || chain.StartsWith("PSNF-POST-", StringComparison.Ordinal)
+        || chain.StartsWith("PSNF-FWD-", StringComparison.Ordinal);
+
+    /// <summary>The chain a dispatch rule jumps to, when <paramref name="spec"/> is a bare jump to a module chain.</summary>
+    public static string? DispatchTarget(string spec)
+    {
+        var j = spec.LastIndexOf("-j ", StringComparison.Ordinal);
+        if (j < 0 || spec.Contains(TagPrefix, StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        var target = spec[(j + 3)..].Trim();
+        return IsDispatchChain(target) && !target.Contains(' ') ? target : null;
+    }
+
+    private static string BaseName(ChainHook hook, Protocol protocol)
+    {
+        if (hook == PreRouting)
+        {
+            return protocol == Protocol.Tcp ? "PSNF-PRE-T" : "PSNF-PRE-U";
+        }
+
+        return hook == PostRouting ? "PSNF-POST-" : "PSNF-FWD-";
+    }
+
+    private static IReadOnlyList<DispatchStep> LeafFor(ChainHook hook, PortForwardDefinition d) =>
+        PathTo(hook, d.Protocol, d.ExternalPort, d.ExternalPort);
+
+    private static RenderedRule Make(ChainHook hook, RuleRole role, List<string> tokens, IReadOnlyList<DispatchStep> path)
     {
         foreach (var t in tokens)
         {
@@ -185,7 +262,7 @@ public static partial class RuleLayout
             }
         }
 
-        return new RenderedRule(hook.Table, hook.Chain, role, string.Join(' ', tokens));
+        return new RenderedRule(hook.Table, path.Count == 0 ? hook.Chain : path[^1].Chain, role, string.Join(' ', tokens)) { Path = path };
     }
 
     [GeneratedRegex(@"^[A-Za-z0-9._:/\[\]-]+$")]

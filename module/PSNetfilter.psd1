@@ -9,15 +9,22 @@
     Description            = 'Port forwarding on Linux netfilter as PowerShell objects: DNAT, source NAT and FORWARD accepts applied atomically with iptables-restore, in chains of its own, beside the rules of Docker, libvirt and kube-proxy.'
     PowerShellVersion      = '7.4'
     FormatsToProcess       = @('PSNetfilter.Format.ps1xml')
-    CmdletsToExport        = @('New-PortForward', 'Get-PortForward', 'Remove-PortForward')
+    CmdletsToExport        = @('New-PortForward', 'Get-PortForward', 'Remove-PortForward', 'Install-PortForwardService', 'Uninstall-PortForwardService', 'Test-PortForward')
     FunctionsToExport      = @()
     VariablesToExport      = @()
     AliasesToExport        = @()
     PrivateData            = @{
         PSData = @{
-            Tags         = @('Linux', 'netfilter', 'iptables', 'nftables', 'NAT', 'PortForwarding', 'Firewall', 'Networking', 'PSEdition_Core')
+            Tags         = @('Linux', 'netfilter', 'iptables', 'nftables', 'NAT', 'PortForwarding', 'Firewall', 'Networking', 'DNAT', 'SNAT', 'systemd', 'PSEdition_Core')
             LicenseUri   = 'https://opensource.org/licenses/MIT'
-            ReleaseNotes = 'First release: New-PortForward, Get-PortForward, Remove-PortForward.'
+            ProjectUri   = 'https://github.com/PSNetfilter/PSNetfilter'
+            ReleaseNotes = @'
+0.1.0 - first release.
+- New-PortForward, Get-PortForward, Remove-PortForward: DNAT, source NAT and FORWARD accept per forward, applied atomically with one iptables-restore per address family, in PSNF- chains of their own; -NetworkNamespace on every cmdlet.
+- Install-PortForwardService, Uninstall-PortForwardService: persist selected forwards as a systemd oneshot unit that restores only them at boot.
+- Get-Help for every cmdlet with examples; tab completion of -Name and -NetworkNamespace; -Verbose shows every process and iptables-restore payload.
+Requires Linux, root, PowerShell 7.4 or later, iptables (nft or legacy) and iproute2.
+'@
         }
     }
 }

@@ -118,6 +118,61 @@ public sealed class PortForwardManager
     public async Task<IReadOnlyList<PortForward>> GetAsync(CancellationToken ct) =>
         (await ReadAsync(ct).ConfigureAwait(false)).Forwards.OrderBy(f => f.Name, StringComparer.Ordinal).ToList();
 
+    /// <summary>
+    /// Gathers what Test-PortForward checks (ruleset, sysctls, the other backend, a TCP connect to each
+    /// internal endpoint from inside the namespace, unreplied conntrack entries) and evaluates it.
+    /// </summary>
+    /// <returns>The findings, and the names of all forwards in the namespace (to report literal names that match none).</returns>
+    public async Task<(IReadOnlyList<Diagnostics.PortForwardFinding> Findings, IReadOnlySet<string> Names)> DiagnoseAsync(Func<string, bool> select, bool connect, CancellationToken ct)
+    {
+        var snapshot = await ReadAsync(ct).ConfigureAwait(false);
+        var forwards = snapshot.Forwards.Where(f => select(f.Name)).OrderBy(f => f.Name, StringComparer.Ordinal).ToList();
+        var families = forwards.Select(f => f.Family).Distinct().ToList();
+        var forwarding = new Dictionary<IpFamily, bool>();
+        var other = new Dictionary<IpFamily, int>();
+        var otherName = "iptables-legacy";
+        var conntrack = new Dictionary<IpFamily, string?>();
+        foreach (var family in families)
+        {
+            forwarding[family] = await _host.IsForwardingEnabledAsync(family, ct).ConfigureAwait(false);
+            (otherName, other[family]) = await _host.CountOtherBackendRulesAsync(family, ct).ConfigureAwait(false);
+            conntrack[family] = await _host.ListConntrackAsync(family, ct).ConfigureAwait(false);
+        }
+
+        var reachable = new Dictionary<string, bool>(StringComparer.Ordinal);
+        if (connect)
+        {
+            var probes = forwards.Where(f => f.Protocol == Protocol.Tcp)
+                .Select(async f => (f.Name, Ok: await NamespaceSocket.CanConnectAsync(_host.NetworkNamespace, new IPEndPoint(f.InternalAddress, f.InternalPort), TimeSpan.FromSeconds(2)).ConfigureAwait(false)))
+                .ToList();
+            foreach (var (name, ok) in await Task.WhenAll(probes).ConfigureAwait(false))
+            {
+                reachable[name] = ok;
+            }
+        }
+
+        var unreplied = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var f in forwards.Where(f => f.SnatMode == SnatMode.None))
+        {
+            if (conntrack.TryGetValue(f.Family, out var table) && table is not null)
+            {
+                unreplied[f.Name] = Diagnostics.ConntrackReader.CountUnreplied(table, f);
+            }
+        }
+
+        var findings = Diagnostics.PortForwardDiagnostics.Evaluate(new Diagnostics.DiagnosticsInput
+        {
+            Snapshot = snapshot,
+            Forwards = forwards,
+            ForwardingEnabled = forwarding,
+            OtherBackendRules = other,
+            OtherBackendName = otherName,
+            Reachable = reachable,
+            Unreplied = unreplied,
+        }).Select(x => x with { NetworkNamespace = _host.NetworkNamespace }).ToList();
+        return (findings, snapshot.Forwards.Select(f => f.Name).ToHashSet(StringComparer.Ordinal));
+    }
+
     /// <summary>Takes the namespace lock and reads the live ruleset: the start of every change.</summary>
     public async Task<ChangeSession> OpenAsync(CancellationToken ct)
     {
@@ -181,7 +236,7 @@ public sealed class PortForwardManager
                 _observer.Failed(new NetfilterException(
                     "ExternalEndpointInUse",
                     FailureKind.ResourceExists,
-                    $"Port forward '{clash.Name}' already forwards {RuleLayout.ProtoName(clash.Protocol)} {PortForward.Endpoint(clash.ExternalAddress, clash.ExternalPort)}, which overlaps {PortForward.Endpoint(def.ExternalAddress, def.ExternalPort)} of '{def.Name}'. Remove it first or use another external port.",
+                    $"Port forward '{clash.Name}' already forwards {RuleLayout.ProtoName(clash.Protocol)} {PortForward.Endpoint(clash.ExternalAddress, clash.ExternalPort, clash.ExternalPortEnd)}, which overlaps {PortForward.Endpoint(def.ExternalAddress, def.ExternalPort, def.ExternalPortEnd)} of '{def.Name}'. Remove it first or use another external port.",
                     def.Name));
                 continue;
             }
@@ -277,6 +332,12 @@ public sealed class PortForwardManager
         }
 
         await EnsureForwardingAsync(pending.Where(p => p.New is not null).Select(p => p.New!.Family).Distinct(), ct).ConfigureAwait(false);
+        foreach (var iface in pending.Where(p => p.New is { IsLoopback: true }).Select(p => p.New!.InInterface!).Distinct(StringComparer.Ordinal))
+        {
+            var key = $"net.ipv4.conf.{iface.TrimEnd('+')}.route_localnet";
+            await _host.SetSysctlAsync(key, "1", ct).ConfigureAwait(false);
+            _observer.Verbose($"Set {key}=1 so that packets arriving on {iface} may be DNATed to the loopback address.");
+        }
         return results;
     }
 
@@ -338,9 +399,17 @@ public sealed class PortForwardManager
         }
     }
 
-    private static bool Overlaps(PortForwardDefinition a, PortForwardDefinition b) =>
-        a.Family == b.Family && a.Protocol == b.Protocol && a.ExternalPort == b.ExternalPort
-        && (a.ExternalAddress is null || b.ExternalAddress is null || a.ExternalAddress.Equals(b.ExternalAddress));
+    /// <summary>
+    /// Two forwards overlap when a packet could match both: same family and protocol, intersecting external
+    /// port ranges, compatible addresses, interfaces and sources.
+    /// </summary>
+    internal static bool Overlaps(PortForwardDefinition a, PortForwardDefinition b) =>
+        a.Family == b.Family && a.Protocol == b.Protocol
+        && a.ExternalPort <= b.ExternalPortEnd && b.ExternalPort <= a.ExternalPortEnd
+        && (a.ExternalAddress is null || b.ExternalAddress is null || a.ExternalAddress.Equals(b.ExternalAddress))
+        && (a.InInterface is null || b.InInterface is null || a.InInterface == b.InInterface)
+        && (a.SourceAddresses.Count == 0 || b.SourceAddresses.Count == 0
+            || a.SourceAddresses.Any(x => b.SourceAddresses.Any(y => x.Contains(y.BaseAddress) || y.Contains(x.BaseAddress))));
 
     private static string Describe(PortForwardDefinition d) => new PortForward(d).ToString();
 

@@ -38,4 +38,7 @@ public enum RuleRole
 
     /// <summary>filter/PSNF-FORWARD: accept the forwarded connection in both directions.</summary>
     Forward,
+
+    /// <summary>nat/PSNF-OUTPUT: DNAT of connections the gateway itself opens (-IncludeLocal).</summary>
+    Local,
 }

@@ -40,6 +40,21 @@ public sealed class PortForward
 
     public string? Description => Definition.Description;
 
+    /// <summary>Last external port of a range; equals ExternalPort for a single port.</summary>
+    public int ExternalPortEnd => Definition.ExternalPortEnd;
+
+    /// <summary>Last internal port of a range; equals InternalPort for a single port.</summary>
+    public int InternalPortEnd => Definition.InternalPortEnd;
+
+    /// <summary>Sources allowed to use the forward (addresses or networks); empty means any.</summary>
+    public string[] SourceAddress => Definition.SourceAddresses.Select(n => n.ToString()).ToArray();
+
+    /// <summary>Interface the traffic must arrive on; null means any.</summary>
+    public string? InInterface => Definition.InInterface;
+
+    /// <summary>Also reachable from the gateway itself through nat/OUTPUT.</summary>
+    public bool IncludeLocal => Definition.IncludeLocal;
+
     /// <summary>The named network namespace the forward lives in; null for the host's own.</summary>
     public string? NetworkNamespace { get; init; }
 
@@ -87,9 +102,9 @@ public sealed class PortForward
     internal IReadOnlyList<OwnedRule> Rules { get; init; } = Array.Empty<OwnedRule>();
 
     /// <summary>"1.2.3.4:8080", "*:8080", "[2001:db8::1]:8080".</summary>
-    public string ExternalEndpoint => Endpoint(ExternalAddress, ExternalPort);
+    public string ExternalEndpoint => Endpoint(ExternalAddress, ExternalPort, ExternalPortEnd);
 
-    public string InternalEndpoint => Endpoint(InternalAddress, InternalPort);
+    public string InternalEndpoint => Endpoint(InternalAddress, InternalPort, InternalPortEnd);
 
     /// <summary>"snat 192.168.2.5", "masquerade" or "none".</summary>
     public string SourceNat => SnatMode switch
@@ -102,15 +117,16 @@ public sealed class PortForward
     public override string ToString() =>
         $"{Name} {Protocol} {ExternalEndpoint} -> {InternalEndpoint} {SourceNat}";
 
-    internal static string Endpoint(IPAddress? address, int port)
+    internal static string Endpoint(IPAddress? address, int port, int? portEnd = null)
     {
+        var ports = portEnd is null || portEnd == port ? port.ToString(System.Globalization.CultureInfo.InvariantCulture) : $"{port}-{portEnd}";
         if (address is null)
         {
-            return "*:" + port;
+            return "*:" + ports;
         }
 
         return address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
-            ? $"[{address}]:{port}"
-            : $"{address}:{port}";
+            ? $"[{address}]:{ports}"
+            : $"{address}:{ports}";
     }
 }

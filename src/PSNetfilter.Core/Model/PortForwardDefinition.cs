@@ -27,8 +27,18 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
         int internalPort,
         SnatMode snatMode,
         IPAddress? snatAddress,
-        string? description)
+        string? description,
+        int externalPortEnd,
+        int internalPortEnd,
+        IReadOnlyList<IPNetwork> sourceAddresses,
+        string? inInterface,
+        bool includeLocal)
     {
+        ExternalPortEnd = externalPortEnd;
+        InternalPortEnd = internalPortEnd;
+        SourceAddresses = sourceAddresses;
+        InInterface = inInterface;
+        IncludeLocal = includeLocal;
         Name = name;
         Protocol = protocol;
         ExternalAddress = externalAddress;
@@ -61,6 +71,25 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
 
     public string? Description { get; }
 
+    /// <summary>Last external port; equals <see cref="ExternalPort"/> for a single port.</summary>
+    public int ExternalPortEnd { get; }
+
+    /// <summary>Last internal port; equals <see cref="InternalPort"/> for a single port or when a range maps to one port.</summary>
+    public int InternalPortEnd { get; }
+
+    /// <summary>Sources allowed to use the forward; empty means any.</summary>
+    public IReadOnlyList<IPNetwork> SourceAddresses { get; }
+
+    /// <summary>The interface traffic must arrive on; null means any.</summary>
+    public string? InInterface { get; }
+
+    /// <summary>Also reachable from the gateway itself (nat/OUTPUT).</summary>
+    public bool IncludeLocal { get; }
+
+    public bool IsRange => ExternalPortEnd != ExternalPort;
+
+    public bool IsLoopback => IPAddress.IsLoopback(InternalAddress);
+
     /// <summary>
     /// Validates and builds a definition. <paramref name="snatAddress"/> must be given when
     /// <paramref name="snatMode"/> is <see cref="SnatMode.Snat"/> (resolve the route source first).
@@ -75,9 +104,11 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
         int? internalPort,
         SnatMode snatMode,
         IPAddress? snatAddress,
-        string? description)
+        string? description,
+        ForwardExtras? extras = null)
     {
         ArgumentNullException.ThrowIfNull(internalAddress);
+        extras ??= ForwardExtras.None;
         if (!Enum.IsDefined(protocol))
         {
             throw new PortForwardValidationException("InvalidProtocol", $"Protocol '{protocol}' is not supported. Use Tcp or Udp.", protocol);
@@ -91,9 +122,72 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
         ValidatePort(externalPort, "ExternalPort");
         var iport = internalPort ?? externalPort;
         ValidatePort(iport, "InternalPort");
+        var extEnd = extras.ExternalPortEnd ?? externalPort;
+        ValidatePort(extEnd, "ExternalPort");
+        if (extEnd < externalPort)
+        {
+            throw new PortForwardValidationException("InvalidPort", $"The external port range {externalPort}-{extEnd} ends before it starts.", extEnd);
+        }
+
+        var count = extEnd - externalPort;
+        var intEnd = extras.InternalPortEnd ?? (internalPort is null ? iport + count : iport);
+        ValidatePort(intEnd, "InternalPort");
+        if (intEnd != iport && intEnd - iport != count)
+        {
+            throw new PortForwardValidationException(
+                "PortRangeMismatch",
+                $"The internal port range {iport}-{intEnd} has {intEnd - iport + 1} ports but the external range {externalPort}-{extEnd} has {count + 1}. Give a range of the same size, or one internal port.",
+                intEnd);
+        }
+
+        var inInterface = extras.InInterface;
+        if (!string.IsNullOrEmpty(inInterface))
+        {
+            if (!InterfaceRegex().IsMatch(inInterface))
+            {
+                throw new PortForwardValidationException("InvalidInterface", $"'{Printable(inInterface)}' is not an interface name: use 1-15 characters from letters, digits, '.', '_' and '-', optionally ending in '+' (a prefix match).", inInterface);
+            }
+        }
+        else
+        {
+            inInterface = null;
+        }
+
+        var sources = new List<IPNetwork>();
+        foreach (var src in extras.SourceAddresses ?? Array.Empty<IPNetwork>())
+        {
+            if (src.BaseAddress.AddressFamily != internalAddress.AddressFamily)
+            {
+                throw new PortForwardValidationException("AddressFamilyMismatch", $"SourceAddress '{src}' is not of the same family as InternalAddress '{internalAddress}'.", src.ToString());
+            }
+
+            if (!sources.Contains(src))
+            {
+                sources.Add(src);
+            }
+        }
+
+        sources.Sort((a, b) => string.CompareOrdinal(a.ToString(), b.ToString()));
 
         CheckHostAddress(internalAddress, "InternalAddress", allowUnspecified: false);
         var family = internalAddress.AddressFamily;
+        if (IPAddress.IsLoopback(internalAddress))
+        {
+            if (family == AddressFamily.InterNetworkV6)
+            {
+                throw new PortForwardValidationException("LoopbackNotSupported", "The kernel cannot DNAT to the IPv6 loopback address ::1. Forward to another local address.", internalAddress);
+            }
+
+            if (string.IsNullOrEmpty(extras.InInterface))
+            {
+                throw new PortForwardValidationException("LoopbackNeedsInInterface", $"A forward to the loopback address {internalAddress} needs -InInterface: route_localnet is switched on for that interface only.", internalAddress);
+            }
+
+            if (snatMode != SnatMode.None)
+            {
+                throw new PortForwardValidationException("LoopbackNeedsNoSnat", $"A forward to the loopback address {internalAddress} is delivered locally and cannot be source-NATed: use -NoSnat.", internalAddress);
+            }
+        }
         if (externalAddress is not null)
         {
             CheckHostAddress(externalAddress, "ExternalAddress", allowUnspecified: true);
@@ -137,7 +231,7 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
         name ??= DefaultName(protoName, externalAddress, externalPort);
         ValidateName(name);
 
-        return new PortForwardDefinition(name, protocol, externalAddress, externalPort, internalAddress, iport, snatMode, snatAddress, description);
+        return new PortForwardDefinition(name, protocol, externalAddress, externalPort, internalAddress, iport, snatMode, snatAddress, description, extEnd, intEnd, sources, inInterface, extras.IncludeLocal);
     }
 
     /// <summary>
@@ -145,15 +239,15 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
     /// whose SNAT rule is missing (drift) may lack its address.
     /// </summary>
     internal static PortForwardDefinition CreateFromKernel(
-        string name, Protocol protocol, IPAddress? externalAddress, int externalPort, IPAddress internalAddress, int internalPort, SnatMode snatMode, IPAddress? snatAddress, string? description)
+        string name, Protocol protocol, IPAddress? externalAddress, int externalPort, IPAddress internalAddress, int internalPort, SnatMode snatMode, IPAddress? snatAddress, string? description, ForwardExtras? extras = null)
     {
         if (snatMode == SnatMode.Snat && snatAddress is null)
         {
-            var probe = Create(name, protocol, externalAddress, externalPort, internalAddress, internalPort, SnatMode.None, null, description);
-            return new PortForwardDefinition(probe.Name, probe.Protocol, probe.ExternalAddress, probe.ExternalPort, probe.InternalAddress, probe.InternalPort, SnatMode.Snat, null, probe.Description);
+            var probe = Create(name, protocol, externalAddress, externalPort, internalAddress, internalPort, SnatMode.None, null, description, extras);
+            return new PortForwardDefinition(probe.Name, probe.Protocol, probe.ExternalAddress, probe.ExternalPort, probe.InternalAddress, probe.InternalPort, SnatMode.Snat, null, probe.Description, probe.ExternalPortEnd, probe.InternalPortEnd, probe.SourceAddresses, probe.InInterface, probe.IncludeLocal);
         }
 
-        return Create(name, protocol, externalAddress, externalPort, internalAddress, internalPort, snatMode, snatAddress, description);
+        return Create(name, protocol, externalAddress, externalPort, internalAddress, internalPort, snatMode, snatAddress, description, extras);
     }
 
     /// <summary>Builds the default name from protocol and external endpoint, e.g. <c>tcp-1.2.3.4-8080</c>.</summary>
@@ -224,7 +318,12 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
         && InternalPort == other.InternalPort
         && SnatMode == other.SnatMode
         && Equals(SnatAddress, other.SnatAddress)
-        && string.Equals(Description ?? string.Empty, other.Description ?? string.Empty, StringComparison.Ordinal);
+        && string.Equals(Description ?? string.Empty, other.Description ?? string.Empty, StringComparison.Ordinal)
+        && ExternalPortEnd == other.ExternalPortEnd
+        && InternalPortEnd == other.InternalPortEnd
+        && SourceAddresses.SequenceEqual(other.SourceAddresses)
+        && InInterface == other.InInterface
+        && IncludeLocal == other.IncludeLocal;
 
     public override bool Equals(object? obj) => Equals(obj as PortForwardDefinition);
 
@@ -241,6 +340,11 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
         if (SnatMode != other.SnatMode) yield return $"SnatMode {other.SnatMode} -> {SnatMode}";
         if (!Equals(SnatAddress, other.SnatAddress)) yield return $"SnatAddress {other.SnatAddress} -> {SnatAddress}";
         if ((Description ?? string.Empty) != (other.Description ?? string.Empty)) yield return "Description";
+        if (ExternalPortEnd != other.ExternalPortEnd) yield return $"ExternalPortEnd {other.ExternalPortEnd} -> {ExternalPortEnd}";
+        if (InternalPortEnd != other.InternalPortEnd) yield return $"InternalPortEnd {other.InternalPortEnd} -> {InternalPortEnd}";
+        if (!SourceAddresses.SequenceEqual(other.SourceAddresses)) yield return $"SourceAddress {string.Join(",", other.SourceAddresses)} -> {string.Join(",", SourceAddresses)}";
+        if (InInterface != other.InInterface) yield return $"InInterface {other.InInterface ?? "any"} -> {InInterface ?? "any"}";
+        if (IncludeLocal != other.IncludeLocal) yield return $"IncludeLocal {other.IncludeLocal} -> {IncludeLocal}";
     }
 
     private static void ValidatePort(int port, string parameterName)
@@ -326,6 +430,54 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
     [GeneratedRegex("^[A-Za-z0-9._-]+$")]
     private static partial Regex NameRegex();
 
+    /// <summary>Parses a source address or network ("192.0.2.7", "192.0.2.0/24", "2001:db8::/32").</summary>
+    /// <exception cref="PortForwardValidationException">InvalidSourceAddress.</exception>
+    public static IPNetwork ParseNetwork(string? text)
+    {
+        var t = text?.Trim() ?? string.Empty;
+        var slash = t.IndexOf('/');
+        var addrText = slash < 0 ? t : t[..slash];
+        IPAddress address;
+        try
+        {
+            address = ParseAddress(addrText, "SourceAddress");
+        }
+        catch (PortForwardValidationException ex)
+        {
+            throw new PortForwardValidationException("InvalidSourceAddress", ex.Message, text);
+        }
+
+        var max = address.AddressFamily == AddressFamily.InterNetworkV6 ? 128 : 32;
+        var prefix = max;
+        if (slash >= 0 && (!int.TryParse(t[(slash + 1)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out prefix) || prefix < 0 || prefix > max))
+        {
+            throw new PortForwardValidationException("InvalidSourceAddress", $"SourceAddress '{Printable(t)}' has a bad prefix length: use /0 to /{max}.", text);
+        }
+
+        try
+        {
+            return new IPNetwork(address, prefix);
+        }
+        catch (ArgumentException)
+        {
+            throw new PortForwardValidationException("InvalidSourceAddress", $"SourceAddress '{Printable(t)}' has host bits set beyond /{prefix}: give the network address.", text);
+        }
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9_.-]{1,15}\\+?$")]
+    private static partial Regex InterfaceRegex();
+
     [GeneratedRegex(@"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")]
     private static partial Regex Ipv4Regex();
+}
+
+/// <summary>The optional parts of a forward (port ranges, source allow-list, in-interface, local access).</summary>
+public sealed record ForwardExtras(
+    int? ExternalPortEnd = null,
+    int? InternalPortEnd = null,
+    IReadOnlyList<IPNetwork>? SourceAddresses = null,
+    string? InInterface = null,
+    bool IncludeLocal = false)
+{
+    public static readonly ForwardExtras None = new();
 }

@@ -15,10 +15,14 @@ public sealed record PortForwardRequest(
     int? InternalPort,
     SnatMode SnatMode,
     IPAddress? SnatAddress,
-    string? Description)
+    string? Description,
+    ForwardExtras? Extras = null)
 {
     /// <summary>True when the SNAT address comes from the route to the internal address.</summary>
-    public bool NeedsRouteSource => SnatMode == SnatMode.Snat && SnatAddress is null;
+    public bool NeedsRouteSource => SnatMode == SnatMode.Snat && SnatAddress is null && !IPAddress.IsLoopback(InternalAddress);
+
+    /// <summary>A forward to a loopback address is delivered locally: the default source NAT mode becomes None.</summary>
+    private SnatMode EffectiveMode => SnatMode == SnatMode.Snat && SnatAddress is null && IPAddress.IsLoopback(InternalAddress) ? SnatMode.None : SnatMode;
 
     /// <summary>Validates every field; returns the definition (with a stand-in SNAT address when it still has to be resolved).</summary>
     /// <exception cref="PortForwardValidationException">Any field is invalid.</exception>
@@ -27,5 +31,5 @@ public sealed record PortForwardRequest(
 
     /// <summary>The definition with the resolved SNAT address.</summary>
     public PortForwardDefinition Build(IPAddress? snatAddress) =>
-        PortForwardDefinition.Create(Name, Protocol, ExternalAddress, ExternalPort, InternalAddress, InternalPort, SnatMode, snatAddress, Description);
+        PortForwardDefinition.Create(Name, Protocol, ExternalAddress, ExternalPort, InternalAddress, InternalPort, EffectiveMode, EffectiveMode == SnatMode.Snat ? snatAddress : null, Description, Extras);
 }

@@ -134,7 +134,8 @@ public static class ForwardReader
 
         RuleRole? role = parts[1] switch
         {
-            "dnat" when parts.Length == 4 => RuleRole.Dnat,
+            "dnat" when parts.Length is 4 or 5 => RuleRole.Dnat,
+            "local" when parts.Length == 2 => RuleRole.Local,
             "snat" when parts.Length == 2 => RuleRole.Snat,
             "fwd" when parts.Length == 2 => RuleRole.Forward,
             _ => null,
@@ -144,43 +145,60 @@ public static class ForwardReader
 
     private static PortForward? Rebuild(string name, List<OwnedRule> rules, IpFamily family, string? ns, bool persisted, List<string> warnings)
     {
-        var dnat = rules.FirstOrDefault(r => r.Role == RuleRole.Dnat);
+        var dnats = rules.Where(r => r.Role == RuleRole.Dnat).ToList();
+        var dnat = dnats.FirstOrDefault();
         var snat = rules.FirstOrDefault(r => r.Role == RuleRole.Snat);
         var fwd = rules.FirstOrDefault(r => r.Role == RuleRole.Forward);
         try
         {
             Protocol protocol;
             IPAddress? ext;
-            int extPort;
+            int extPort, extEnd;
             IPAddress internalAddr;
-            int internalPort;
+            int internalPort, internalEnd;
             SnatMode mode;
             string? description = null;
+            var sources = new List<IPNetwork>();
+            string? inInterface = null;
+            var includeLocal = false;
             if (dnat is not null)
             {
                 protocol = ParseProtocol(dnat.Options["-p"]);
                 ext = dnat.Options.TryGetValue("-d", out var d) ? ParseHost(d) : null;
-                extPort = ParsePort(dnat.Options["--dport"]);
-                (internalAddr, internalPort) = ParseEndpoint(dnat.Options["--to-destination"]);
+                (extPort, extEnd) = ParsePorts(dnat.Options["--dport"]);
+                (internalAddr, internalPort, internalEnd) = ParseTarget(dnat.Options["--to-destination"]);
                 mode = RuleLayout.ParseModeCode(dnat.TagParts[2]) ?? throw new FormatException("unknown SNAT mode " + dnat.TagParts[2]);
                 description = RuleLayout.DecodeDescription(dnat.TagParts[3]);
+                includeLocal = dnat.TagParts.Length == 5 && dnat.TagParts[4] == RuleLayout.LocalFlag;
+                inInterface = dnat.Options.TryGetValue("-i", out var i) ? i : null;
+                foreach (var r in dnats)
+                {
+                    if (r.Options.TryGetValue("-s", out var src))
+                    {
+                        var n = PortForwardDefinition.ParseNetwork(src);
+                        if (!sources.Contains(n))
+                        {
+                            sources.Add(n);
+                        }
+                    }
+                }
             }
             else if (fwd is not null)
             {
                 protocol = ParseProtocol(fwd.Options["--ctproto"]);
                 ext = fwd.Options.TryGetValue("--ctorigdst", out var d) ? ParseHost(d) : null;
-                extPort = ParsePort(fwd.Options["--ctorigdstport"]);
+                (extPort, extEnd) = ParsePorts(fwd.Options["--ctorigdstport"]);
                 internalAddr = ParseHost(fwd.Options["--ctreplsrc"]);
-                internalPort = ParsePort(fwd.Options["--ctreplsrcport"]);
+                (internalPort, internalEnd) = ParsePorts(fwd.Options["--ctreplsrcport"]);
                 mode = snat is null ? SnatMode.None : SnatModeOf(snat);
             }
             else if (snat is not null)
             {
                 protocol = ParseProtocol(snat.Options["-p"]);
                 ext = snat.Options.TryGetValue("--ctorigdst", out var d) ? ParseHost(d) : null;
-                extPort = ParsePort(snat.Options["--ctorigdstport"]);
+                (extPort, extEnd) = ParsePorts(snat.Options["--ctorigdstport"]);
                 internalAddr = ParseHost(snat.Options["-d"]);
-                internalPort = ParsePort(snat.Options["--dport"]);
+                (internalPort, internalEnd) = ParsePorts(snat.Options["--dport"]);
                 mode = SnatModeOf(snat);
             }
             else
@@ -189,23 +207,30 @@ public static class ForwardReader
             }
 
             IPAddress? snatAddress = null;
-            if (mode == SnatMode.Snat && snat is not null && snat.Options.TryGetValue("--to-source", out var src))
+            if (mode == SnatMode.Snat && snat is not null && snat.Options.TryGetValue("--to-source", out var srcAddr))
             {
-                snatAddress = ParseHost(src);
+                snatAddress = ParseHost(srcAddr);
             }
 
-            var def = PortForwardDefinition.CreateFromKernel(name, protocol, ext, extPort, internalAddr, internalPort, mode, snatAddress, description);
+            var extras = new ForwardExtras(extEnd, internalEnd, sources, inInterface, includeLocal);
+            var def = PortForwardDefinition.CreateFromKernel(name, protocol, ext, extPort, internalAddr, internalPort, mode, snatAddress, description, extras);
             var missing = new List<RuleRole>();
             var dup = new List<RuleRole>();
-            foreach (var role in new[] { RuleRole.Dnat, RuleRole.Snat, RuleRole.Forward })
+            foreach (var role in new[] { RuleRole.Dnat, RuleRole.Local, RuleRole.Snat, RuleRole.Forward })
             {
                 var count = rules.Count(r => r.Role == role);
-                var expected = role != RuleRole.Snat || mode != SnatMode.None;
-                if (expected && count == 0)
+                var expected = role switch
+                {
+                    RuleRole.Dnat => Math.Max(1, sources.Count),
+                    RuleRole.Local => includeLocal ? 1 : 0,
+                    RuleRole.Snat => mode == SnatMode.None ? 0 : 1,
+                    _ => 1,
+                };
+                if (count < expected)
                 {
                     missing.Add(role);
                 }
-                else if (count > 1)
+                else if (count > expected && expected > 0)
                 {
                     dup.Add(role);
                 }
@@ -234,6 +259,51 @@ public static class ForwardReader
             warnings.Add($"Ignoring the rules tagged '{name}' ({family}): they cannot be read back as a forward ({ex.Message}).");
             return null;
         }
+    }
+
+    /// <summary>"8080" or "8000:8010".</summary>
+    private static (int, int) ParsePorts(string p)
+    {
+        var colon = p.IndexOf(':');
+        return colon < 0 ? (ParsePort(p), ParsePort(p)) : (ParsePort(p[..colon]), ParsePort(p[(colon + 1)..]));
+    }
+
+    /// <summary>"192.0.2.10:80", "[2001:db8::10]:80", "192.0.2.10:9000-9010/8000".</summary>
+    private static (IPAddress, int, int) ParseTarget(string s)
+    {
+        var (address, ports) = SplitEndpoint(s);
+        var slash = ports.IndexOf('/');
+        if (slash >= 0)
+        {
+            ports = ports[..slash];
+        }
+
+        var dash = ports.IndexOf('-');
+        return dash < 0
+            ? (address, ParsePort(ports), ParsePort(ports))
+            : (address, ParsePort(ports[..dash]), ParsePort(ports[(dash + 1)..]));
+    }
+
+    private static (IPAddress, string) SplitEndpoint(string s)
+    {
+        if (s.StartsWith('['))
+        {
+            var close = s.IndexOf(']');
+            if (close < 0 || close + 1 >= s.Length || s[close + 1] != ':')
+            {
+                throw new FormatException("bad DNAT target " + s);
+            }
+
+            return (IPAddress.Parse(s[1..close]), s[(close + 2)..]);
+        }
+
+        var colon = s.IndexOf(':');
+        if (colon <= 0)
+        {
+            throw new FormatException("DNAT target without port " + s);
+        }
+
+        return (IPAddress.Parse(s[..colon]), s[(colon + 1)..]);
     }
 
     private static SnatMode SnatModeOf(OwnedRule snat) =>
@@ -265,18 +335,5 @@ public static class ForwardReader
         }
 
         return IPAddress.Parse(s);
-    }
-
-    /// <summary>"192.0.2.10:80" or "[2001:db8::10]:80".</summary>
-    private static (IPAddress, int) ParseEndpoint(string s)
-    {
-        var colon = s.LastIndexOf(':');
-        if (colon <= 0)
-        {
-            throw new FormatException("DNAT target without port " + s);
-        }
-
-        var host = s[..colon].Trim('[', ']');
-        return (IPAddress.Parse(host), ParsePort(s[(colon + 1)..]));
     }
 }

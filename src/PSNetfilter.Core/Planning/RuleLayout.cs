@@ -39,11 +39,12 @@ public static partial class RuleLayout
     public const string TagPrefix = "psnf:v1:";
 
     public static readonly ChainHook PreRouting = new("nat", "PREROUTING", "PSNF-PREROUTING");
+    public static readonly ChainHook Output = new("nat", "OUTPUT", "PSNF-OUTPUT");
     public static readonly ChainHook PostRouting = new("nat", "POSTROUTING", "PSNF-POSTROUTING");
     public static readonly ChainHook Forward = new("filter", "FORWARD", "PSNF-FORWARD");
 
     /// <summary>All hooks, in payload order (nat before filter).</summary>
-    public static readonly IReadOnlyList<ChainHook> Hooks = new[] { PreRouting, PostRouting, Forward };
+    public static readonly IReadOnlyList<ChainHook> Hooks = new[] { PreRouting, Output, PostRouting, Forward };
 
     /// <summary>Tables the module writes to, in payload order.</summary>
     public static readonly IReadOnlyList<string> Tables = new[] { "nat", "filter" };
@@ -51,6 +52,7 @@ public static partial class RuleLayout
     public static ChainHook HookFor(RuleRole role) => role switch
     {
         RuleRole.Dnat => PreRouting,
+        RuleRole.Local => Output,
         RuleRole.Snat => PostRouting,
         _ => Forward,
     };
@@ -59,35 +61,46 @@ public static partial class RuleLayout
     public static IReadOnlyList<RenderedRule> Render(PortForwardDefinition d)
     {
         var proto = ProtoName(d.Protocol);
-        var rules = new List<RenderedRule>(3);
+        var rules = new List<RenderedRule>(4);
+        var extPorts = PortSpec(d.ExternalPort, d.ExternalPortEnd, ':');
+        var intPorts = PortSpec(d.InternalPort, d.InternalPortEnd, ':');
 
-        // nat/PREROUTING: new connections to the external endpoint get the internal endpoint as destination.
-        var dnat = new List<string>();
-        if (d.ExternalAddress is not null)
+        // nat/PREROUTING: new connections to the external endpoint get the internal endpoint as destination;
+        // one rule per allowed source network.
+        var sources = d.SourceAddresses.Count == 0 ? new string?[] { null } : d.SourceAddresses.Select(n => (string?)NetworkSpec(n)).ToArray();
+        foreach (var source in sources)
         {
-            dnat.AddRange(new[] { "-d", HostPrefix(d.ExternalAddress) });
+            var dnat = new List<string>();
+            if (source is not null)
+            {
+                dnat.AddRange(new[] { "-s", source });
+            }
+
+            dnat.AddRange(DestinationMatch(d, proto, extPorts, inInterface: true));
+            dnat.AddRange(new[] { "-m", "comment", "--comment", DnatTag(d), "-j", "DNAT", "--to-destination", DnatTarget(d) });
+            rules.Add(Make(PreRouting, RuleRole.Dnat, dnat, PathTo(PreRouting, d.Protocol, d.ExternalPort, d.ExternalPortEnd)));
         }
 
-        dnat.AddRange(new[] { "-p", proto, "-m", proto, "--dport", Port(d.ExternalPort) });
-        if (d.ExternalAddress is null)
+        // nat/OUTPUT: the same DNAT for connections the gateway itself opens (-IncludeLocal).
+        if (d.IncludeLocal)
         {
-            dnat.AddRange(new[] { "-m", "addrtype", "--dst-type", "LOCAL" });
+            var local = DestinationMatch(d, proto, extPorts, inInterface: false);
+            local.AddRange(new[] { "-m", "comment", "--comment", Tag(d.Name, "local"), "-j", "DNAT", "--to-destination", DnatTarget(d) });
+            rules.Add(Make(Output, RuleRole.Local, local, PathTo(Output, d.Protocol, d.ExternalPort, d.ExternalPortEnd)));
         }
 
-        dnat.AddRange(new[] { "-m", "comment", "--comment", DnatTag(d), "-j", "DNAT", "--to-destination", DnatTarget(d) });
-        rules.Add(Make(PreRouting, RuleRole.Dnat, dnat, LeafFor(PreRouting, d)));
-
-        // nat/POSTROUTING: only connections this forward DNATed get their source rewritten.
+        // nat/POSTROUTING: only connections this forward DNATed get their source rewritten (hairpin clients
+        // on the internal network included, since they are DNATed connections of this forward too).
         if (d.SnatMode != SnatMode.None)
         {
-            var snat = new List<string> { "-d", HostPrefix(d.InternalAddress), "-p", proto, "-m", proto, "--dport", Port(d.InternalPort) };
+            var snat = new List<string> { "-d", HostPrefix(d.InternalAddress), "-p", proto, "-m", proto, "--dport", intPorts };
             snat.AddRange(new[] { "-m", "conntrack", "--ctstate", "DNAT" });
             if (d.ExternalAddress is not null)
             {
                 snat.AddRange(new[] { "--ctorigdst", HostPrefix(d.ExternalAddress) });
             }
 
-            snat.AddRange(new[] { "--ctorigdstport", Port(d.ExternalPort), "-m", "comment", "--comment", Tag(d.Name, "snat") });
+            snat.AddRange(new[] { "--ctorigdstport", extPorts, "-m", "comment", "--comment", Tag(d.Name, "snat") });
             if (d.SnatMode == SnatMode.Snat)
             {
                 snat.AddRange(new[] { "-j", "SNAT", "--to-source", d.SnatAddress!.ToString() });
@@ -97,7 +110,7 @@ public static partial class RuleLayout
                 snat.AddRange(new[] { "-j", "MASQUERADE" });
             }
 
-            rules.Add(Make(PostRouting, RuleRole.Snat, snat, LeafFor(PostRouting, d)));
+            rules.Add(Make(PostRouting, RuleRole.Snat, snat, PathTo(PostRouting, d.Protocol, d.ExternalPort, d.ExternalPortEnd)));
         }
 
         // filter/FORWARD: the connection this forward DNATed, identified by its conntrack tuples, in both
@@ -110,11 +123,42 @@ public static partial class RuleLayout
 
         fwd.AddRange(new[]
         {
-            "--ctorigdstport", Port(d.ExternalPort), "--ctreplsrc", HostPrefix(d.InternalAddress), "--ctreplsrcport", Port(d.InternalPort),
+            "--ctorigdstport", extPorts, "--ctreplsrc", HostPrefix(d.InternalAddress), "--ctreplsrcport", intPorts,
             "-m", "comment", "--comment", Tag(d.Name, "fwd"), "-j", "ACCEPT",
         });
-        rules.Add(Make(Forward, RuleRole.Forward, fwd, LeafFor(Forward, d)));
+        rules.Add(Make(Forward, RuleRole.Forward, fwd, PathTo(Forward, d.Protocol, d.ExternalPort, d.ExternalPortEnd)));
         return rules;
+    }
+
+    /// <summary>"8080" or "8000:8010" (iptables port-range syntax with <paramref name="separator"/>).</summary>
+    public static string PortSpec(int first, int last, char separator) =>
+        first == last
+            ? first.ToString(System.Globalization.CultureInfo.InvariantCulture)
+            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{first}{separator}{last}");
+
+    /// <summary>"192.0.2.7/32", "192.0.2.0/24".</summary>
+    public static string NetworkSpec(IPNetwork n) => n.BaseAddress + "/" + n.PrefixLength.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private static List<string> DestinationMatch(PortForwardDefinition d, string proto, string extPorts, bool inInterface)
+    {
+        var m = new List<string>();
+        if (d.ExternalAddress is not null)
+        {
+            m.AddRange(new[] { "-d", HostPrefix(d.ExternalAddress) });
+        }
+
+        if (inInterface && d.InInterface is not null)
+        {
+            m.AddRange(new[] { "-i", d.InInterface });
+        }
+
+        m.AddRange(new[] { "-p", proto, "-m", proto, "--dport", extPorts });
+        if (d.ExternalAddress is null)
+        {
+            m.AddRange(new[] { "-m", "addrtype", "--dst-type", "LOCAL" });
+        }
+
+        return m;
     }
 
     public static string ProtoName(Protocol p) => p == Protocol.Tcp ? "tcp" : "udp";
@@ -128,7 +172,10 @@ public static partial class RuleLayout
 
     /// <summary>The DNAT rule's tag also carries the SNAT mode and the base64url description.</summary>
     public static string DnatTag(PortForwardDefinition d) =>
-        Tag(d.Name, "dnat") + ":" + ModeCode(d.SnatMode) + ":" + EncodeDescription(d.Description);
+        Tag(d.Name, "dnat") + ":" + ModeCode(d.SnatMode) + ":" + EncodeDescription(d.Description) + (d.IncludeLocal ? ":" + LocalFlag : string.Empty);
+
+    /// <summary>Fifth part of a DNAT tag: the forward also has a nat/OUTPUT rule.</summary>
+    public const string LocalFlag = "L";
 
     public static string ModeCode(SnatMode m) => m switch
     {
@@ -177,10 +224,16 @@ public static partial class RuleLayout
     public static string HostPrefix(IPAddress a) =>
         a + (a.AddressFamily == AddressFamily.InterNetworkV6 ? "/128" : "/32");
 
-    private static string DnatTarget(PortForwardDefinition d) =>
-        d.InternalAddress.AddressFamily == AddressFamily.InterNetworkV6
-            ? $"[{d.InternalAddress}]:{Port(d.InternalPort)}"
-            : $"{d.InternalAddress}:{Port(d.InternalPort)}";
+    /// <summary>"192.0.2.10:80", "[2001:db8::10]:80", or for a range "192.0.2.10:9000-9010/8000" (shifted by the external start).</summary>
+    private static string DnatTarget(PortForwardDefinition d)
+    {
+        var ports = d.InternalPortEnd == d.InternalPort
+            ? Port(d.InternalPort)
+            : $"{Port(d.InternalPort)}-{Port(d.InternalPortEnd)}/{Port(d.ExternalPort)}";
+        return d.InternalAddress.AddressFamily == AddressFamily.InterNetworkV6
+            ? $"[{d.InternalAddress}]:{ports}"
+            : $"{d.InternalAddress}:{ports}";
+    }
 
     private static string Port(int p) => p.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
@@ -209,7 +262,7 @@ public static partial class RuleLayout
             var lo = bucket << shift;
             var hi = lo + (1 << shift) - 1;
             var range = lo.ToString(System.Globalization.CultureInfo.InvariantCulture) + ":" + hi.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            var spec = hook == PreRouting
+            var spec = hook == PreRouting || hook == Output
                 ? $"-p {ProtoName(protocol)} -m {ProtoName(protocol)} --dport {range} -j {name}"
                 : $"-m conntrack --ctorigdstport {range} -j {name}";
             steps.Add(new DispatchStep(hook.Table, parent, name, spec));
@@ -222,6 +275,7 @@ public static partial class RuleLayout
     /// <summary>True for a chain of the dispatch tree below a hooked chain (PSNF-PRE-T1F9, PSNF-FWD-1F9, ...).</summary>
     public static bool IsDispatchChain(string chain) =>
         chain.StartsWith("PSNF-PRE-", StringComparison.Ordinal)
+        || chain.StartsWith("PSNF-OUT-", StringComparison.Ordinal)
         || chain.StartsWith("PSNF-POST-", StringComparison.Ordinal)
         || chain.StartsWith("PSNF-FWD-", StringComparison.Ordinal);
 
@@ -245,11 +299,13 @@ public static partial class RuleLayout
             return protocol == Protocol.Tcp ? "PSNF-PRE-T" : "PSNF-PRE-U";
         }
 
+        if (hook == Output)
+        {
+            return protocol == Protocol.Tcp ? "PSNF-OUT-T" : "PSNF-OUT-U";
+        }
+
         return hook == PostRouting ? "PSNF-POST-" : "PSNF-FWD-";
     }
-
-    private static IReadOnlyList<DispatchStep> LeafFor(ChainHook hook, PortForwardDefinition d) =>
-        PathTo(hook, d.Protocol, d.ExternalPort, d.ExternalPort);
 
     private static RenderedRule Make(ChainHook hook, RuleRole role, List<string> tokens, IReadOnlyList<DispatchStep> path)
     {
@@ -265,6 +321,6 @@ public static partial class RuleLayout
         return new RenderedRule(hook.Table, path.Count == 0 ? hook.Chain : path[^1].Chain, role, string.Join(' ', tokens)) { Path = path };
     }
 
-    [GeneratedRegex(@"^[A-Za-z0-9._:/\[\]-]+$")]
+    [GeneratedRegex(@"^[A-Za-z0-9._:/+\[\]-]+$")]
     private static partial Regex SafeToken();
 }

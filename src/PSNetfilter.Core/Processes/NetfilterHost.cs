@@ -210,6 +210,50 @@ public sealed partial class NetfilterHost
         await RunCheckedAsync(new ProcessRequest(sysctl, new[] { "-q", "-w", ForwardingKey(family) + "=1" }), ct).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// How many rules the other backend (iptables-legacy when the module uses nft, and the reverse) holds
+    /// for <paramref name="family"/>; 0 when its tools are not installed.
+    /// </summary>
+    public async Task<(string Name, int Rules)> CountOtherBackendRulesAsync(IpFamily family, CancellationToken ct)
+    {
+        var backend = await GetBackendAsync(ct).ConfigureAwait(false);
+        var other = backend.Kind == IptablesBackendKind.Nft ? "legacy" : "nft";
+        var tool = ExecutableLocator.Find($"{(family == IpFamily.IPv4 ? "iptables" : "ip6tables")}-{other}-save");
+        if (tool is null)
+        {
+            return ("iptables-" + other, 0);
+        }
+
+        var result = await RunRawAsync(Wrap(new ProcessRequest(tool, Array.Empty<string>())), inNamespace: false, ct).ConfigureAwait(false);
+        if (result.ExitCode != 0)
+        {
+            return ("iptables-" + other, 0);
+        }
+
+        var rules = IptablesSaveParser.Parse(result.StandardOutput, family).Tables.Sum(t => t.Rules.Count);
+        return ("iptables-" + other, rules);
+    }
+
+    /// <summary>The conntrack table of the namespace (<c>conntrack -L</c>), or null when the tool is not installed.</summary>
+    public async Task<string?> ListConntrackAsync(IpFamily family, CancellationToken ct)
+    {
+        var tool = ExecutableLocator.Find("conntrack");
+        if (tool is null)
+        {
+            return null;
+        }
+
+        var result = await RunRawAsync(Wrap(new ProcessRequest(tool, new[] { "-L", "-f", family == IpFamily.IPv4 ? "ipv4" : "ipv6" })), inNamespace: false, ct).ConfigureAwait(false);
+        return result.ExitCode == 0 ? result.StandardOutput : null;
+    }
+
+    /// <summary>Sets one sysctl inside the namespace.</summary>
+    public async Task SetSysctlAsync(string key, string value, CancellationToken ct)
+    {
+        var sysctl = ExecutableLocator.Require("sysctl", "procps");
+        await RunCheckedAsync(new ProcessRequest(sysctl, new[] { "-q", "-w", key + "=" + value }), ct).ConfigureAwait(false);
+    }
+
     public static string ForwardingKey(IpFamily family) =>
         family == IpFamily.IPv4 ? "net.ipv4.ip_forward" : "net.ipv6.conf.all.forwarding";
 

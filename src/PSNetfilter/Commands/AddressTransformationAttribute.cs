@@ -14,6 +14,22 @@ public sealed class AddressTransformationAttribute : ArgumentTransformationAttri
     public override object? Transform(EngineIntrinsics engineIntrinsics, object? inputData)
     {
         var value = inputData is PSObject pso ? pso.BaseObject : inputData;
+        if (value is System.Collections.IList list)
+        {
+            var items = new string?[list.Count];
+            for (var i = 0; i < list.Count; i++)
+            {
+                items[i] = Transform(engineIntrinsics, list[i]) as string;
+            }
+
+            return items;
+        }
+
+        return TransformOne(inputData, value);
+    }
+
+    private static object? TransformOne(object? inputData, object? value)
+    {
         switch (value)
         {
             case null:

@@ -27,17 +27,43 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet
     [AddressTransformation]
     public string? ExternalAddress { get; set; }
 
+    /// <summary>A port (8080) or a range (8000-8010).</summary>
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
+    [PortRangeTransformation]
+    [ValidatePortRange]
+    public PortRange ExternalPort { get; set; }
+
+    /// <summary>Last port of the external range; binds from piped forwards (ExternalPortEnd property).</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateRange(1, 65535)]
-    public int ExternalPort { get; set; }
+    public int? ExternalPortEnd { get; set; }
 
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
     [AddressTransformation]
     public string InternalAddress { get; set; } = string.Empty;
 
+    /// <summary>A port, or a range of the same size as the external one; default: the external port(s).</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [PortRangeTransformation]
+    [ValidatePortRange]
+    public PortRange? InternalPort { get; set; }
+
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateRange(1, 65535)]
-    public int? InternalPort { get; set; }
+    public int? InternalPortEnd { get; set; }
+
+    /// <summary>Addresses or networks allowed to use the forward (CIDR); others are not forwarded.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [AddressTransformation]
+    public string[]? SourceAddress { get; set; }
+
+    /// <summary>The interface traffic must arrive on (eth0, or a prefix such as wan+).</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string? InInterface { get; set; }
+
+    /// <summary>Also make the forward reachable from the gateway itself (nat/OUTPUT).</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public SwitchParameter IncludeLocal { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [AddressTransformation]
@@ -165,6 +191,18 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet
         // An empty SnatAddress (a blank CSV cell) means "not given": the route decides.
         var external = ExternalAddress is null ? null : PortForwardDefinition.ParseAddress(ExternalAddress, "ExternalAddress");
         var internalAddress = PortForwardDefinition.ParseAddress(InternalAddress, "InternalAddress");
-        return new PortForwardRequest(Name, Protocol, external, ExternalPort, internalAddress, InternalPort, mode, snat, Description);
+        var extEnd = ExternalPort.IsSingle ? ExternalPortEnd ?? ExternalPort.Last : ExternalPort.Last;
+        if (!ExternalPort.IsSingle && ExternalPortEnd is not null && ExternalPortEnd != ExternalPort.Last)
+        {
+            throw new PortForwardValidationException("PortRangeMismatch", $"-ExternalPort {ExternalPort} and -ExternalPortEnd {ExternalPortEnd} disagree: give the range once.", ExternalPortEnd);
+        }
+
+        int? intEnd = InternalPort is { IsSingle: false } ir ? ir.Last : InternalPortEnd;
+        var sources = (SourceAddress ?? Array.Empty<string>())
+            .SelectMany(s => (s ?? string.Empty).Split(new[] { ',', ';', ' ' }, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            .Select(PortForwardDefinition.ParseNetwork)
+            .ToList();
+        var extras = new ForwardExtras(extEnd, intEnd, sources, string.IsNullOrEmpty(InInterface) ? null : InInterface, IncludeLocal.IsPresent);
+        return new PortForwardRequest(Name, Protocol, external, ExternalPort.First, internalAddress, InternalPort?.First, mode, snat, Description, extras);
     }
 }

@@ -7,13 +7,17 @@
     Tasks (several may be given; they run in order):
 
       Build    dotnet publish src/PSNetfilter, then assemble out/PSNetfilter/ from the
-               published assemblies (never System.Management.Automation.dll) and module/*.
-      Test     Build, then the xunit tests (dotnet test, trx in out/TestResults) and the
+               published assemblies (never System.Management.Automation.dll) and module/*,
+               and compile docs/cmdlets/*.md into en-US/PSNetfilter.dll-Help.xml
+               (build/HelpCompiler.ps1).
+      Test     Build and Package, then the xunit tests (dotnet test, trx in out/TestResults) and the
                Pester suite (tests/pester/Invoke-PesterSuite.ps1, in a child pwsh). The last
                line printed is "N passed, N failed[, N skipped]" summed over both runners;
                the exit code is 1 when anything failed or a runner produced no results.
       Demo     Build, then demo/Start-Demo.ps1 in a child pwsh.
-      Package  Not implemented yet.
+      Package  Build, then pack out/PSNetfilter into out/PSNetfilter.<version>.nupkg
+               (Compress-PSResource; install it from a local repository with
+               Register-PSResourceRepository and Install-PSResource).
       Clean    Remove out/ and the bin/obj folders under src/ and tests/.
 
     Test and Demo need root, iproute2 and iptables; when a tool is missing and we are
@@ -166,6 +170,11 @@ function Invoke-BuildTask {
         if (-not (Test-Path -LiteralPath (Join-Path $ModuleOut 'PSNetfilter.psd1'))) {
             Write-Warning 'module/PSNetfilter.psd1 does not exist yet: out/PSNetfilter cannot be imported by manifest.'
         }
+
+        # Help: docs/cmdlets/Verb-Noun.md -> the MAML file Get-Help reads for the binary module.
+        Write-Step 'Compiling help from docs/cmdlets'
+        $null = & (Join-Path $Root 'build/HelpCompiler.ps1') -SourcePath (Join-Path $Root 'docs/cmdlets') `
+            -OutputPath (Join-Path $ModuleOut 'en-US/PSNetfilter.dll-Help.xml')
         Get-ChildItem -LiteralPath $ModuleOut -Recurse -File | ForEach-Object {
             Write-Host "    $([IO.Path]::GetRelativePath($Root, $_.FullName))"
         }
@@ -199,7 +208,7 @@ function Invoke-TestTask {
         Write-Host "INSTALLING PREREQUISITES FAILED: $_"
         $problems.Add('installing iptables/iproute2 failed')
     }
-    try { Invoke-BuildTask }
+    try { Invoke-BuildTask; Invoke-PackageTask }
     catch {
         Write-Host "BUILD FAILED: $_"
         $problems.Add('module build failed')
@@ -279,6 +288,31 @@ function Invoke-DemoTask {
     }
 }
 
+function Invoke-PackageTask {
+    # out/PSNetfilter.<version>.nupkg: the assembled module folder packed as a PowerShell module package
+    # (Compress-PSResource writes the nuspec from the manifest: tags, ProjectUri, LicenseUri, ReleaseNotes).
+    Invoke-BuildTask
+    $manifest = Import-PowerShellDataFile -LiteralPath (Join-Path $ModuleOut 'PSNetfilter.psd1')
+    $version = $manifest.ModuleVersion
+    Write-Step "Packing PSNetfilter $version"
+    Import-Module Microsoft.PowerShell.PSResourceGet -ErrorAction Stop
+    $staging = Join-Path ([IO.Path]::GetTempPath()) "psnf-package-$PID"
+    try {
+        if (Test-Path -LiteralPath $staging) { Remove-Item -LiteralPath $staging -Recurse -Force }
+        $null = New-Item -ItemType Directory -Force -Path $staging
+        Compress-PSResource -Path $ModuleOut -DestinationPath $staging
+        $nupkg = @(Get-ChildItem -LiteralPath $staging -Filter 'PSNetfilter.*.nupkg' -File)
+        if ($nupkg.Count -ne 1) { throw "Compress-PSResource produced $($nupkg.Count) packages in $staging, expected 1." }
+        Get-ChildItem -LiteralPath $OutDir -Filter 'PSNetfilter.*.nupkg' -File | Remove-Item -Force
+        $target = Join-Path $OutDir "PSNetfilter.$version.nupkg"
+        Move-Item -LiteralPath $nupkg[0].FullName -Destination $target -Force
+        Write-Host "    $([IO.Path]::GetRelativePath($Root, $target))"
+    }
+    finally {
+        if (Test-Path -LiteralPath $staging) { Remove-Item -LiteralPath $staging -Recurse -Force -ErrorAction SilentlyContinue }
+    }
+}
+
 function Invoke-CleanTask {
     Write-Step 'Cleaning'
     $targets = @($OutDir) + @(
@@ -307,7 +341,7 @@ try {
             'Build' { Invoke-BuildTask }
             'Test' { Invoke-TestTask }
             'Demo' { Invoke-DemoTask }
-            'Package' { throw 'Package: not implemented yet.' }
+            'Package' { Invoke-PackageTask }
             'Clean' { Invoke-CleanTask }
         }
     }

@@ -21,6 +21,8 @@
             ReleaseNotes = @'
 0.1.0 - first release.
 - New-PortForward, Get-PortForward, Remove-PortForward: DNAT, source NAT and FORWARD accept per forward, applied atomically with one iptables-restore per address family, in PSNF- chains of their own; -NetworkNamespace on every cmdlet.
+- Port ranges, source allow-lists (-SourceAddress), -InInterface, -IncludeLocal, and forwards to the loopback address.
+- Test-PortForward: diagnoses forwards that do not carry traffic (forwarding off, drift, FORWARD policy, foreign DNAT, unreachable internal host, missing return route) and says how to fix each problem.
 - Install-PortForwardService, Uninstall-PortForwardService: persist selected forwards as a systemd oneshot unit that restores only them at boot.
 - Get-Help for every cmdlet with examples; tab completion of -Name and -NetworkNamespace; -Verbose shows every process and iptables-restore payload.
 Requires Linux, root, PowerShell 7.4 or later, iptables (nft or legacy) and iproute2.

@@ -32,6 +32,11 @@ public interface IChangeObserver
     void Verbose(string message);
 
     void Warning(string message);
+
+    /// <summary>The plan, item by item (-Debug).</summary>
+    void Debug(string message)
+    {
+    }
 }
 
 /// <summary>Selects forwards to remove: a literal name (an error when it matches nothing) or a pattern.</summary>
@@ -249,6 +254,7 @@ public sealed class PortForwardManager
 
             session.Batch[def.Name] = def;
             session.Pending.Add(new PendingChange(def, old));
+            _observer.Debug($"Plan: {(old is null ? "create" : "replace")} {Describe(def)}");
         }
     }
 
@@ -276,6 +282,7 @@ public sealed class PortForwardManager
                 if (_observer.ShouldProcess(f.ToString(), "Remove port forward"))
                 {
                     session.Pending.Add(new PendingChange(null, f));
+                    _observer.Debug($"Plan: remove {f} ({f.Rules.Count} rule(s))");
                 }
             }
         }
@@ -302,6 +309,7 @@ public sealed class PortForwardManager
                 }
 
                 var payload = ChangePlanner.Plan(session.Snapshot.Rulesets[family], session.Snapshot.States[family], adds, removes);
+                _observer.Debug($"Plan ({family}): {adds.Count} to add, {removes.Count} to remove, one iptables-restore of {payload.LineCount} line(s).");
                 try
                 {
                     await _host.RestoreAsync(payload, ct).ConfigureAwait(false);

@@ -15,8 +15,8 @@ public sealed class PortForward
         Definition = definition;
     }
 
-    /// <summary>The validated, kernel-independent part.</summary>
-    public PortForwardDefinition Definition { get; }
+    /// <summary>The validated, kernel-independent part (internal: PowerShell users see the flat properties).</summary>
+    internal PortForwardDefinition Definition { get; }
 
     public string Name => Definition.Name;
 
@@ -47,7 +47,7 @@ public sealed class PortForward
     public int InternalPortEnd => Definition.InternalPortEnd;
 
     /// <summary>Sources allowed to use the forward (addresses or networks); empty means any.</summary>
-    public string[] SourceAddress => Definition.SourceAddresses.Select(n => n.ToString()).ToArray();
+    public AddressList SourceAddress => new(Definition.SourceAddresses.Select(n => n.ToString()).ToList());
 
     /// <summary>Interface the traffic must arrive on; null means any.</summary>
     public string? InInterface => Definition.InInterface;
@@ -129,4 +129,15 @@ public sealed class PortForward
             ? $"[{address}]:{ports}"
             : $"{address}:{ports}";
     }
+}
+
+/// <summary>A read-only list of addresses whose text is "a,b,c", so Export-Csv writes it and New-PortForward reads it back.</summary>
+public sealed class AddressList : System.Collections.ObjectModel.ReadOnlyCollection<string>
+{
+    public AddressList(IList<string> items)
+        : base(items)
+    {
+    }
+
+    public override string ToString() => string.Join(",", this);
 }

@@ -35,6 +35,7 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet
 
     /// <summary>Last port of the external range; binds from piped forwards (ExternalPortEnd property).</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
+    [BlankToNull]
     [ValidateRange(1, 65535)]
     public int? ExternalPortEnd { get; set; }
 
@@ -49,6 +50,7 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet
     public PortRange? InternalPort { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
+    [BlankToNull]
     [ValidateRange(1, 65535)]
     public int? InternalPortEnd { get; set; }
 
@@ -91,8 +93,12 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet
     [Parameter]
     public SwitchParameter Force { get; set; }
 
+    /// <summary>Parameters given on the command line (bound before BeginProcessing); the others come from the pipeline.</summary>
+    private HashSet<string> _commandLine = new(StringComparer.OrdinalIgnoreCase);
+
     protected override void BeginProcessing()
     {
+        _commandLine = new HashSet<string>(MyInvocation.BoundParameters.Keys, StringComparer.OrdinalIgnoreCase);
         try
         {
             SystemChecks.RequireRoot();
@@ -189,7 +195,14 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet
         }
 
         // An empty SnatAddress (a blank CSV cell) means "not given": the route decides.
-        var external = ExternalAddress is null ? null : PortForwardDefinition.ParseAddress(ExternalAddress, "ExternalAddress");
+        // A blank cell of a piped CSV row means "not given"; an explicit empty argument is an error.
+        var externalText = string.IsNullOrWhiteSpace(ExternalAddress) && !_commandLine.Contains(nameof(ExternalAddress)) ? null : ExternalAddress;
+        if (InternalPort is null && _commandLine.Contains(nameof(InternalPort)))
+        {
+            throw new PortForwardValidationException("InvalidPort", "InternalPort is empty. Give a port or a range, or omit it to use the external port.", null);
+        }
+
+        var external = externalText is null ? null : PortForwardDefinition.ParseAddress(externalText, "ExternalAddress");
         var internalAddress = PortForwardDefinition.ParseAddress(InternalAddress, "InternalAddress");
         var extEnd = ExternalPort.IsSingle ? ExternalPortEnd ?? ExternalPort.Last : ExternalPort.Last;
         if (!ExternalPort.IsSingle && ExternalPortEnd is not null && ExternalPortEnd != ExternalPort.Last)

@@ -70,4 +70,6 @@ public abstract class PSNetfilterCmdlet : PSCmdlet, IChangeObserver
     void IChangeObserver.Verbose(string message) => _pending.Enqueue(() => WriteVerbose(message));
 
     void IChangeObserver.Warning(string message) => _pending.Enqueue(() => WriteWarning(message));
+
+    void IChangeObserver.Debug(string message) => _pending.Enqueue(() => WriteDebug(message));
 }

@@ -13,6 +13,8 @@ public sealed class PortRangeTransformationAttribute : ArgumentTransformationAtt
         {
             case null:
                 return null;
+            case string blank when string.IsNullOrWhiteSpace(blank):
+                return null; // a blank CSV cell: not given
             case PortRange r:
                 return r;
             case int i:
@@ -60,5 +62,16 @@ public sealed class ValidatePortRangeAttribute : ValidateArgumentsAttribute
                 throw new ValidationMetadataException(ex.Message, ex);
             }
         }
+    }
+}
+
+/// <summary>A blank string (an empty CSV cell) binds as null instead of failing conversion to a number.</summary>
+[AttributeUsage(AttributeTargets.Property | AttributeTargets.Field)]
+public sealed class BlankToNullAttribute : ArgumentTransformationAttribute
+{
+    public override object? Transform(EngineIntrinsics engineIntrinsics, object? inputData)
+    {
+        var value = inputData is PSObject pso ? pso.BaseObject : inputData;
+        return value is string s && string.IsNullOrWhiteSpace(s) ? null : inputData;
     }
 }

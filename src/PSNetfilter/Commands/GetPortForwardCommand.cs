@@ -36,7 +36,9 @@ public sealed class GetPortForwardCommand : PSNetfilterCmdlet
         try
         {
             var ns = string.IsNullOrEmpty(NetworkNamespace) ? null : NetworkNamespace;
-            var manager = CreateManager(ns);
+            // Persisted: the forward is in a boot set installed on this machine for this namespace.
+            var persisted = PSNetfilter.Core.Persistence.BootSetReader.PersistedNames("/", ns);
+            var manager = new PSNetfilter.Core.Apply.PortForwardManager(CreateHost(ns), this) { IsPersisted = persisted.Contains };
             System.Net.IPAddress? internalFilter = InternalAddress is null ? null : PortForwardDefinition.ParseAddress(InternalAddress, "InternalAddress");
             if (ns is not null)
             {
@@ -60,7 +62,7 @@ public sealed class GetPortForwardCommand : PSNetfilterCmdlet
                 }
 
                 if ((Protocol is not null && f.Protocol != Protocol)
-                    || (ExternalPort is not null && f.ExternalPort != ExternalPort)
+                    || (ExternalPort is not null && (ExternalPort < f.ExternalPort || ExternalPort > f.ExternalPortEnd))
                     || (internalFilter is not null && !f.InternalAddress.Equals(internalFilter))
                     || (Family is not null && f.Family != Family))
                 {

@@ -1,0 +1,154 @@
+using PSNetfilter.Core.Processes;
+
+namespace PSNetfilter.Core.Persistence;
+
+/// <summary>
+/// The forwards a persistence unit restores at boot: validated, deduplicated and sorted by name, so the
+/// same set always renders to the same bytes, whatever order it was given in.
+/// </summary>
+public sealed class BootSet
+{
+    /// <summary>Version of the boot-set script format (the <c># psnf-boot-set:</c> header line).</summary>
+    public const int FormatVersion = 1;
+
+    /// <exception cref="NetfilterException">
+    /// NoForwardsGiven, InvalidUnitName, InvalidNetworkNamespace, DuplicateForwardName,
+    /// IncompleteForwardDefinition.
+    /// </exception>
+    public BootSet(string unitName, string? networkNamespace, IEnumerable<PortForwardDefinition> forwards)
+    {
+        ArgumentNullException.ThrowIfNull(forwards);
+        if (!ServiceNames.IsValid(unitName))
+        {
+            throw new NetfilterException("InvalidUnitName", FailureKind.InvalidArgument, $"'{PortForwardDefinition.Printable(unitName)}' is not a valid unit name.", unitName);
+        }
+
+        networkNamespace = string.IsNullOrEmpty(networkNamespace) ? null : networkNamespace;
+        if (networkNamespace is not null)
+        {
+            ServiceNames.ValidateNetworkNamespace(networkNamespace);
+        }
+
+        var byName = new SortedDictionary<string, PortForwardDefinition>(StringComparer.Ordinal);
+        foreach (var d in forwards)
+        {
+            ArgumentNullException.ThrowIfNull(d);
+            if (byName.TryGetValue(d.Name, out var earlier))
+            {
+                if (!earlier.Equals(d))
+                {
+                    throw new NetfilterException(
+                        "DuplicateForwardName",
+                        FailureKind.InvalidArgument,
+                        $"Two different forwards named '{d.Name}' were given ({string.Join("; ", d.Differences(earlier))}). A boot set holds one forward per name.",
+                        d.Name);
+                }
+
+                continue;
+            }
+
+            Recheck(d);
+            byName[d.Name] = d;
+        }
+
+        if (byName.Count == 0)
+        {
+            throw NoForwards();
+        }
+
+        var list = byName.Values.ToList();
+        UnitName = unitName;
+        NetworkNamespace = networkNamespace;
+        Forwards = list;
+    }
+
+    public string UnitName { get; }
+
+    /// <summary>The unit name without <c>.service</c>: the folder under /etc/psnetfilter.</summary>
+    public string BaseName => ServiceNames.BaseName(UnitName);
+
+    /// <summary>The named namespace the unit restores into (<c>ip netns exec</c>); null for the namespace systemd runs in.</summary>
+    public string? NetworkNamespace { get; }
+
+    /// <summary>The forwards, sorted by name (ordinal).</summary>
+    public IReadOnlyList<PortForwardDefinition> Forwards { get; }
+
+    public IEnumerable<PortForwardDefinition> ForFamily(IpFamily family) => Forwards.Where(f => f.Family == family);
+
+    /// <summary>The module's lock file for the namespace (the script takes the same flock as the cmdlets).</summary>
+    public string LockPath => LockPathFor(NetworkNamespace);
+
+    /// <summary>While this file exists, the script's <c>stop</c> keeps the forwards (Uninstall without -RemoveForwards).</summary>
+    public string KeepFlagPath => KeepFlagPathFor(UnitName);
+
+    public static string LockPathFor(string? networkNamespace) =>
+        NamespaceLock.DefaultDirectory + "/" + (networkNamespace is null ? "host" : "netns-" + networkNamespace) + ".lock";
+
+    public static string KeepFlagPathFor(string unitName) => NamespaceLock.DefaultDirectory + "/" + unitName + ".keep-forwards";
+
+    public static NetfilterException NoForwards() =>
+        new(
+            "NoForwardsGiven",
+            FailureKind.InvalidArgument,
+            "No port forwards were given, so there is nothing to persist. Pipe forwards (Get-PortForward web* | Install-PortForwardService) or select them with -ForwardName. To remove the service, use Uninstall-PortForwardService.",
+            null);
+
+    /// <summary>
+    /// A definition is validated when it is built (every constructor path validates); what remains is a forward
+    /// read back with its SNAT rule missing, which has no SNAT address and cannot be restored as it was.
+    /// </summary>
+    private static void Recheck(PortForwardDefinition d)
+    {
+        if (d.SnatMode == SnatMode.Snat && d.SnatAddress is null)
+        {
+            throw new NetfilterException(
+                "IncompleteForwardDefinition",
+                FailureKind.InvalidData,
+                $"Port forward '{d.Name}' lost its SNAT rule, so its SNAT address is unknown and it cannot be saved as it was. Restore it first (New-PortForward ... -Force), then install again.",
+                d.Name);
+        }
+    }
+}
+
+/// <summary>
+/// Where a unit's files live, inside the target system (<see cref="UnitFile"/> etc., as the unit refers
+/// to them) and on this machine under <see cref="Root"/> (<see cref="OnRoot"/>).
+/// </summary>
+public sealed class ServicePaths
+{
+    public const string SystemdDirectory = "/etc/systemd/system";
+    public const string WantsDirectory = SystemdDirectory + "/multi-user.target.wants";
+    public const string ConfigRoot = "/etc/psnetfilter";
+    public const string ScriptName = "apply.sh";
+
+    public ServicePaths(string root, string unitName)
+    {
+        Root = NormalizeRoot(root);
+        UnitName = unitName;
+    }
+
+    /// <summary>Absolute, without a trailing slash except for "/" itself.</summary>
+    public string Root { get; }
+
+    public string UnitName { get; }
+
+    /// <summary>True when the target system is this machine (no alternate root).</summary>
+    public bool IsHostRoot => Root == "/";
+
+    public string UnitFile => SystemdDirectory + "/" + UnitName;
+
+    public string ConfigDirectory => ConfigRoot + "/" + ServiceNames.BaseName(UnitName);
+
+    public string ScriptFile => ConfigDirectory + "/" + ScriptName;
+
+    public string WantsLink => WantsDirectory + "/" + UnitName;
+
+    /// <summary>A path of the target system as seen from here: under <see cref="Root"/>.</summary>
+    public string OnRoot(string targetPath) => IsHostRoot ? targetPath : Root + targetPath;
+
+    public static string NormalizeRoot(string root)
+    {
+        var full = Path.GetFullPath(string.IsNullOrEmpty(root) ? "/" : root);
+        return full.Length > 1 ? full.TrimEnd('/') : full;
+    }
+}

@@ -1,0 +1,186 @@
+using PSNetfilter.Core.Apply;
+
+namespace PSNetfilter.Core.Persistence;
+
+/// <summary>
+/// Install and uninstall of a persistence unit: plan the files, ask the observer, write them atomically,
+/// then start or stop the unit when systemd runs this machine. Confirmation happens before the first
+/// await, on the caller's thread.
+/// </summary>
+public sealed class PortForwardServiceManager
+{
+    private readonly SystemdControl _systemd;
+    private readonly IChangeObserver _observer;
+
+    public PortForwardServiceManager(SystemdControl systemd, IChangeObserver observer)
+    {
+        _systemd = systemd;
+        _observer = observer;
+    }
+
+    /// <summary>Writes and enables the unit of <paramref name="set"/> under <paramref name="root"/>, and starts it when it can.</summary>
+    /// <returns>Null when the observer declined (WhatIf).</returns>
+    public async Task<PortForwardService?> InstallAsync(BootSet set, string root, bool noStart, CancellationToken ct)
+    {
+        var plan = ServiceInstaller.Plan(set, root);
+        var paths = plan.Paths;
+        foreach (var other in BootSetReader.FindInstalled(paths.Root).Where(o => o.UnitName != set.UnitName && o.NetworkNamespace == set.NetworkNamespace))
+        {
+            var shared = other.ForwardNames.Intersect(set.Forwards.Select(f => f.Name), StringComparer.Ordinal).ToList();
+            if (shared.Count > 0)
+            {
+                _observer.Warning($"{other.UnitName} also persists {string.Join(", ", shared)}: when either unit stops, it removes them. Keep each forward in one unit.");
+            }
+        }
+
+        var canStart = paths.IsHostRoot && _systemd.IsRunning && !noStart;
+        var action = plan.Changed
+            ? $"Install port forward service with {set.Forwards.Count} forwards ({string.Join(", ", set.Forwards.Select(f => f.Name))}): write {plan.Describe()}" + (canStart ? "; start it" : string.Empty)
+            : $"Port forward service with the same {set.Forwards.Count} forwards is installed: nothing to write ({plan.Describe()})" + (canStart ? "; start it unless active" : string.Empty);
+        if (!_observer.ShouldProcess(set.UnitName, action))
+        {
+            return null;
+        }
+
+        ServiceInstaller.Apply(plan);
+        _observer.Verbose(plan.Changed ? $"Wrote {plan.Describe()}." : $"{set.UnitName} is unchanged: the same set is installed, nothing was rewritten.");
+
+        var state = "NotStarted";
+        var started = false;
+        if (canStart)
+        {
+            if (plan.Changed)
+            {
+                await _systemd.DaemonReloadAsync(ct).ConfigureAwait(false);
+            }
+
+            var before = await _systemd.IsActiveAsync(set.UnitName, ct).ConfigureAwait(false);
+            if (plan.Changed || before != "active")
+            {
+                // restart = stop with the new script (removes the saved names' live rules), then start (adds them):
+                // the saved forwards are live as saved, and nothing else is touched.
+                await _systemd.RestartAsync(set.UnitName, ct).ConfigureAwait(false);
+                started = true;
+            }
+
+            state = await _systemd.IsActiveAsync(set.UnitName, ct).ConfigureAwait(false);
+        }
+        else if (!paths.IsHostRoot)
+        {
+            _observer.Verbose($"Installed into the image at {paths.Root}: {set.UnitName} is enabled there and starts when it boots.");
+        }
+        else if (noStart)
+        {
+            _observer.Verbose($"-NoStart: {set.UnitName} is enabled but was not started; it starts at the next boot.");
+        }
+        else
+        {
+            _observer.Warning($"systemd is not running here ({SystemdControl.RunningMarker} does not exist), so {set.UnitName} was written and enabled but not started; it starts when this system boots with systemd. To apply the saved set now: sh {paths.ScriptFile} start");
+        }
+
+        var ns = set.NetworkNamespace;
+        return new PortForwardService
+        {
+            UnitName = set.UnitName,
+            NetworkNamespace = ns,
+            Root = paths.Root,
+            UnitPath = paths.OnRoot(paths.UnitFile),
+            ScriptPath = paths.OnRoot(paths.ScriptFile),
+            Files = plan.Files.Select(f => f.HostPath).ToList(),
+            Forwards = set.Forwards.Select(d => new PortForward(d) { NetworkNamespace = ns, Persisted = true }).ToList(),
+            Enabled = AtomicFile.IsLinkTo(paths.OnRoot(paths.WantsLink), paths.UnitFile),
+            State = state,
+            Started = started,
+            Changed = plan.Changed,
+        };
+    }
+
+    /// <summary>
+    /// Stops (keeping the forwards unless <paramref name="removeForwards"/>), disables and removes a unit.
+    /// </summary>
+    /// <returns>False when the observer declined (WhatIf).</returns>
+    /// <exception cref="NetfilterException">PortForwardServiceNotFound, RootNotWritable, SystemctlFailed, ServiceScriptFailed.</exception>
+    public async Task<bool> UninstallAsync(string unitName, string root, bool removeForwards, CancellationToken ct)
+    {
+        var paths = new ServicePaths(root, unitName);
+        var files = ServiceInstaller.FindFiles(paths);
+        if (files.Count == 0)
+        {
+            throw new NetfilterException(
+                "PortForwardServiceNotFound",
+                FailureKind.ObjectNotFound,
+                $"No port forward service '{unitName}' is installed under '{paths.Root}' (no {paths.UnitFile}, {paths.ScriptFile} or enabling symlink).",
+                unitName);
+        }
+
+        var script = paths.OnRoot(paths.ScriptFile);
+        BootSetInfo? info = null;
+        if (File.Exists(script))
+        {
+            info = BootSetReader.Parse(File.ReadAllText(script), script);
+        }
+
+        var live = paths.IsHostRoot;
+        var fate = !removeForwards ? "the live forwards stay" : live ? "remove its forwards from the kernel" : "live forwards of this machine are not touched (-Root)";
+        if (!_observer.ShouldProcess(unitName, $"Uninstall port forward service: remove {string.Join(", ", files.Select(f => f.HostPath))}; {fate}"))
+        {
+            return false;
+        }
+
+        if (live && _systemd.IsRunning)
+        {
+            if (removeForwards)
+            {
+                var state = await _systemd.IsActiveAsync(unitName, ct).ConfigureAwait(false);
+                if (state == "active")
+                {
+                    await _systemd.StopAsync(unitName, ct).ConfigureAwait(false); // ExecStop removes exactly the saved forwards
+                }
+                else if (info is not null)
+                {
+                    await _systemd.RunScriptAsync(script, info.NetworkNamespace, "stop", ct).ConfigureAwait(false);
+                }
+            }
+            else
+            {
+                // ExecStop would remove the forwards: the flag tells this one stop to keep them.
+                var flag = BootSet.KeepFlagPathFor(unitName);
+                Directory.CreateDirectory(Path.GetDirectoryName(flag)!);
+                await File.WriteAllTextAsync(flag, "keep\n", ct).ConfigureAwait(false);
+                try
+                {
+                    await _systemd.StopAsync(unitName, ct).ConfigureAwait(false);
+                }
+                finally
+                {
+                    AtomicFile.TryDelete(flag);
+                }
+            }
+        }
+        else if (live && removeForwards)
+        {
+            if (info is null)
+            {
+                _observer.Warning($"{script} is missing or unreadable: no forwards were removed.");
+            }
+            else
+            {
+                await _systemd.RunScriptAsync(script, info.NetworkNamespace, "stop", ct).ConfigureAwait(false);
+            }
+        }
+        else if (removeForwards)
+        {
+            _observer.Warning($"-RemoveForwards: the service was installed under {paths.Root}, an image, so no live forwards of this machine were removed.");
+        }
+
+        ServiceInstaller.Remove(paths, files);
+        _observer.Verbose($"Removed {string.Join(", ", files.Select(f => f.HostPath))}.");
+        if (live && _systemd.IsRunning)
+        {
+            await _systemd.DaemonReloadAsync(ct).ConfigureAwait(false);
+            await _systemd.ResetFailedAsync(unitName, ct).ConfigureAwait(false);
+        }
+
+        return true;
+    }
+}

@@ -1,0 +1,281 @@
+using System.Text;
+
+namespace PSNetfilter.Core.Persistence;
+
+/// <summary>What installing does to one file.</summary>
+public enum FileChange
+{
+    Unchanged,
+    Created,
+    Updated,
+    Removed,
+}
+
+/// <summary>One file (or the enabling symlink) of a unit: where it goes and what happens to it.</summary>
+public sealed record PlannedFile(string TargetPath, string HostPath, byte[]? Content, string? LinkTarget, UnixFileMode Mode, FileChange Change)
+{
+    public bool IsLink => LinkTarget is not null;
+
+    public override string ToString() => $"{HostPath} ({Change.ToString().ToLowerInvariant()})";
+}
+
+/// <summary>The files of a unit and what installing would change; made without writing anything.</summary>
+public sealed class InstallPlan
+{
+    internal InstallPlan(BootSet set, ServicePaths paths, IReadOnlyList<PlannedFile> files)
+    {
+        Set = set;
+        Paths = paths;
+        Files = files;
+    }
+
+    public BootSet Set { get; }
+
+    public ServicePaths Paths { get; }
+
+    /// <summary>The script, the unit file and the enabling symlink, in the order they are committed.</summary>
+    public IReadOnlyList<PlannedFile> Files { get; }
+
+    public bool Changed => Files.Any(f => f.Change != FileChange.Unchanged);
+
+    public bool UnitFileChanged => Files.Any(f => f.TargetPath == Paths.UnitFile && f.Change != FileChange.Unchanged);
+
+    public string Describe() => string.Join(", ", Files.Select(f => f.ToString()));
+}
+
+/// <summary>
+/// Writes a boot set's files under a root: the script, the unit, and the symlink in
+/// multi-user.target.wants that enables it (what <c>systemctl --root=DIR enable</c> makes). Nothing is
+/// written until every new file has been written under a temporary name; then each is renamed into place,
+/// the script first, so the unit never names a script that is not there.
+/// </summary>
+public static class ServiceInstaller
+{
+    /// <exception cref="NetfilterException">RootNotFound.</exception>
+    public static InstallPlan Plan(BootSet set, string root)
+    {
+        ArgumentNullException.ThrowIfNull(set);
+        var paths = new ServicePaths(root, set.UnitName);
+        if (!Directory.Exists(paths.Root))
+        {
+            throw new NetfilterException(
+                "RootNotFound",
+                FailureKind.ObjectNotFound,
+                $"The root directory '{paths.Root}' does not exist. -Root names the top of the file system to install into (an image being built); without it the service goes into /.",
+                paths.Root);
+        }
+
+        var utf8 = new UTF8Encoding(false);
+        var files = new List<PlannedFile>
+        {
+            File(paths, paths.ScriptFile, utf8.GetBytes(RestoreScriptGenerator.Generate(set))),
+            File(paths, paths.UnitFile, utf8.GetBytes(SystemdUnitGenerator.Generate(set))),
+        };
+        var link = paths.OnRoot(paths.WantsLink);
+        var linkState = AtomicFile.IsLinkTo(link, paths.UnitFile) ? FileChange.Unchanged : Exists(link) ? FileChange.Updated : FileChange.Created;
+        files.Add(new PlannedFile(paths.WantsLink, link, null, paths.UnitFile, 0, linkState));
+        return new InstallPlan(set, paths, files);
+    }
+
+    /// <summary>
+    /// Writes what the plan says. On any failure nothing is renamed into place, the temporary files and the
+    /// directories this call created are removed again, and a RootNotWritable error names the path.
+    /// </summary>
+    /// <exception cref="NetfilterException">RootNotWritable.</exception>
+    public static void Apply(InstallPlan plan)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        var pending = plan.Files.Where(f => f.Change != FileChange.Unchanged).ToList();
+        if (pending.Count == 0)
+        {
+            return;
+        }
+
+        var createdDirs = new List<string>();
+        var temps = new List<(PlannedFile File, string Temp)>();
+        string current = plan.Paths.Root;
+        try
+        {
+            foreach (var f in pending)
+            {
+                current = f.HostPath;
+                EnsureInsideRoot(Path.GetDirectoryName(f.HostPath)!, plan.Paths.Root);
+                EnsureDirectory(Path.GetDirectoryName(f.HostPath)!, plan.Paths.Root, createdDirs);
+                var temp = f.IsLink ? AtomicFile.CreateTempLink(f.HostPath, f.LinkTarget!) : AtomicFile.WriteTemp(f.HostPath, f.Content!, f.Mode);
+                temps.Add((f, temp));
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            foreach (var (_, temp) in temps)
+            {
+                AtomicFile.TryDelete(temp);
+            }
+
+            for (var i = createdDirs.Count - 1; i >= 0; i--)
+            {
+                TryRemoveEmptyDirectory(createdDirs[i]);
+            }
+
+            throw NotWritable(current, ex);
+        }
+
+        // Commit: renames within one directory each; the script before the unit, the unit before its link.
+        for (var i = 0; i < temps.Count; i++)
+        {
+            var (f, temp) = temps[i];
+            current = f.HostPath;
+            try
+            {
+                AtomicFile.Commit(temp, f.HostPath);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                for (var j = i; j < temps.Count; j++)
+                {
+                    AtomicFile.TryDelete(temps[j].Temp);
+                }
+
+                throw NotWritable(current, ex, partly: i > 0);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The files of an installed unit under a root: script, unit, and every symlink in a .wants folder
+    /// that points to the unit. Only files that exist are listed.
+    /// </summary>
+    public static IReadOnlyList<PlannedFile> FindFiles(ServicePaths paths)
+    {
+        var result = new List<PlannedFile>();
+        var systemd = paths.OnRoot(ServicePaths.SystemdDirectory);
+        if (Directory.Exists(systemd))
+        {
+            foreach (var wants in Directory.EnumerateDirectories(systemd, "*.wants").Order(StringComparer.Ordinal))
+            {
+                var link = Path.Combine(wants, paths.UnitName);
+                var info = new FileInfo(link);
+                if (info.LinkTarget is { } target && (target == paths.UnitFile || Path.GetFileName(target) == paths.UnitName))
+                {
+                    var targetPath = ServicePaths.SystemdDirectory + "/" + Path.GetFileName(wants) + "/" + paths.UnitName;
+                    result.Add(new PlannedFile(targetPath, link, null, target, 0, FileChange.Removed));
+                }
+            }
+        }
+
+        foreach (var p in new[] { paths.UnitFile, paths.ScriptFile })
+        {
+            var host = paths.OnRoot(p);
+            if (Exists(host))
+            {
+                result.Add(new PlannedFile(p, host, null, null, 0, FileChange.Removed));
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>Removes the files (links first, the script last) and the unit's folder when it is left empty.</summary>
+    /// <exception cref="NetfilterException">RootNotWritable.</exception>
+    public static void Remove(ServicePaths paths, IReadOnlyList<PlannedFile> files)
+    {
+        foreach (var f in files)
+        {
+            try
+            {
+                System.IO.File.Delete(f.HostPath);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw NotWritable(f.HostPath, ex);
+            }
+        }
+
+        TryRemoveEmptyDirectory(paths.OnRoot(paths.ConfigDirectory));
+    }
+
+    private static PlannedFile File(ServicePaths paths, string target, byte[] content)
+    {
+        var host = paths.OnRoot(target);
+        var change = AtomicFile.IsCurrent(host, content, AtomicFile.Mode0644) ? FileChange.Unchanged : Exists(host) ? FileChange.Updated : FileChange.Created;
+        return new PlannedFile(target, host, content, null, AtomicFile.Mode0644, change);
+    }
+
+    private static bool Exists(string path) => System.IO.File.Exists(path) || Directory.Exists(path) || new FileInfo(path).LinkTarget is not null;
+
+    private static void EnsureDirectory(string dir, string root, List<string> created)
+    {
+        if (Directory.Exists(dir))
+        {
+            return;
+        }
+
+        var parent = Path.GetDirectoryName(dir);
+        if (parent is not null && parent.Length >= root.Length && parent != dir)
+        {
+            EnsureDirectory(parent, root, created);
+        }
+
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(dir);
+        }
+        else
+        {
+            Directory.CreateDirectory(dir, AtomicFile.Mode0755);
+        }
+        created.Add(dir);
+    }
+
+    private static void TryRemoveEmptyDirectory(string dir)
+    {
+        try
+        {
+            if (Directory.Exists(dir) && !Directory.EnumerateFileSystemEntries(dir).Any())
+            {
+                Directory.Delete(dir);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // best effort
+        }
+    }
+
+    private static NetfilterException NotWritable(string path, Exception ex, bool partly = false) =>
+        new(
+            "RootNotWritable",
+            FailureKind.PermissionDenied,
+            $"Cannot write '{path}': {ex.Message}" + (partly ? " Some files were already replaced: install again." : " Nothing was installed."),
+            path,
+            ex);
+
+    /// <summary>
+    /// Refuses a directory under an alternate root that a symlink leads out of the root (an image whose
+    /// /etc/systemd/system links to an absolute path would otherwise be written on this machine).
+    /// </summary>
+    private static void EnsureInsideRoot(string dir, string root)
+    {
+        if (root == "/")
+        {
+            return;
+        }
+
+        var current = root;
+        foreach (var part in dir[root.Length..].Split('/', StringSplitOptions.RemoveEmptyEntries))
+        {
+            current = current + "/" + part;
+            var target = new DirectoryInfo(current).LinkTarget;
+            if (target is null)
+            {
+                continue;
+            }
+
+            var resolved = Path.GetFullPath(target.StartsWith('/') ? target : Path.Combine(Path.GetDirectoryName(current)!, target));
+            if (resolved != root && !resolved.StartsWith(root + "/", StringComparison.Ordinal))
+            {
+                throw new IOException($"'{current}' is a symlink to '{target}', outside the root '{root}'.");
+            }
+        }
+    }
+}

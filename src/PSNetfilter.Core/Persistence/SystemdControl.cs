@@ -1,0 +1,98 @@
+using PSNetfilter.Core.Processes;
+
+namespace PSNetfilter.Core.Persistence;
+
+/// <summary>
+/// The few systemctl calls the persistence cmdlets make, and running a boot-set script directly, through
+/// the module's process funnel (<see cref="IProcessRunner"/>: an argument list, never a shell string).
+/// </summary>
+public sealed class SystemdControl
+{
+    /// <summary>Exists when systemd is the running init (sd_booted()).</summary>
+    public const string RunningMarker = "/run/systemd/system";
+
+    private readonly IProcessRunner _runner;
+    private readonly Action<string> _log;
+
+    public SystemdControl(IProcessRunner? runner = null, Action<string>? log = null, string runningMarker = RunningMarker)
+    {
+        _runner = runner ?? CliWrapProcessRunner.Instance;
+        _log = log ?? (_ => { });
+        Marker = runningMarker;
+    }
+
+    public string Marker { get; }
+
+    /// <summary>True when systemd runs this machine, so units can be started and stopped.</summary>
+    public bool IsRunning => Directory.Exists(Marker);
+
+    public async Task<string> IsActiveAsync(string unit, CancellationToken ct)
+    {
+        var r = await SystemctlAsync(ct, check: false, "is-active", unit).ConfigureAwait(false);
+        var state = r.StandardOutput.Trim();
+        return state.Length == 0 ? "unknown" : state;
+    }
+
+    public Task DaemonReloadAsync(CancellationToken ct) => SystemctlAsync(ct, check: true, "daemon-reload");
+
+    public Task RestartAsync(string unit, CancellationToken ct) => SystemctlAsync(ct, check: true, "restart", unit);
+
+    public Task StopAsync(string unit, CancellationToken ct) => SystemctlAsync(ct, check: true, "stop", unit);
+
+    public Task ResetFailedAsync(string unit, CancellationToken ct) => SystemctlAsync(ct, check: false, "reset-failed", unit);
+
+    /// <summary>Runs <c>/bin/sh SCRIPT ACTION</c> (inside the namespace via <c>ip netns exec</c>), as the unit would.</summary>
+    /// <exception cref="NetfilterException">ServiceScriptFailed.</exception>
+    public async Task RunScriptAsync(string scriptHostPath, string? networkNamespace, string action, CancellationToken ct)
+    {
+        var args = new List<string>();
+        string program;
+        if (networkNamespace is null)
+        {
+            program = SystemdUnitGenerator.Shell;
+        }
+        else
+        {
+            program = ExecutableLocator.Require("ip", "iproute2");
+            args.AddRange(new[] { "netns", "exec", networkNamespace, SystemdUnitGenerator.Shell });
+        }
+
+        args.AddRange(new[] { scriptHostPath, action });
+        var request = new ProcessRequest(program, args);
+        _log("Running: " + request.Display);
+        var r = await _runner.RunAsync(request, ct).ConfigureAwait(false);
+        foreach (var line in (r.StandardOutput + r.StandardError).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            _log(line);
+        }
+
+        if (r.ExitCode != 0)
+        {
+            throw new NetfilterException(
+                "ServiceScriptFailed",
+                FailureKind.OperationFailed,
+                $"'{request.Display}' failed with exit code {r.ExitCode}: {r.StandardError.Trim()}",
+                scriptHostPath);
+        }
+    }
+
+    private async Task<ProcessResult> SystemctlAsync(CancellationToken ct, bool check, params string[] args)
+    {
+        var systemctl = ExecutableLocator.Require("systemctl", "systemd");
+        var request = new ProcessRequest(systemctl, args);
+        _log("Running: " + request.Display);
+        var r = await _runner.RunAsync(request, ct).ConfigureAwait(false);
+        if (check && r.ExitCode != 0)
+        {
+            var unit = args.Length > 1 ? args[1] : null;
+            var hint = unit is null ? string.Empty : $" See: journalctl -u {unit}";
+            throw new NetfilterException(
+                "SystemctlFailed",
+                FailureKind.OperationFailed,
+                $"'{request.Display}' failed with exit code {r.ExitCode}: {r.StandardError.Trim()}{hint}",
+                unit);
+        }
+
+        return r;
+    }
+}

@@ -1,0 +1,175 @@
+using System.Management.Automation;
+using PSNetfilter.Core.Persistence;
+using PSNetfilter.Core.Processes;
+
+namespace PSNetfilter.Commands;
+
+/// <summary>
+/// Install-PortForwardService: saves exactly the given forwards (piped PortForward objects, or -ForwardName
+/// from the live ruleset) as the boot set of a systemd oneshot unit, enables it, and starts it when systemd
+/// runs this machine. Everything is checked before anything is written; the files are replaced atomically.
+/// </summary>
+[Cmdlet(VerbsLifecycle.Install, "PortForwardService", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = ObjectSet)]
+[OutputType(typeof(PortForwardService))]
+public sealed class InstallPortForwardServiceCommand : PSNetfilterCmdlet
+{
+    private const string ObjectSet = "InputObject";
+    private const string NameSet = "ForwardName";
+
+    private readonly List<PortForward> _forwards = new();
+
+    /// <summary>Forwards from Get-PortForward or New-PortForward (by value: the definitions are saved as they are).</summary>
+    [Parameter(ValueFromPipeline = true, ParameterSetName = ObjectSet)]
+    [AllowNull]
+    [AllowEmptyCollection]
+    public object?[]? InputObject { get; set; }
+
+    /// <summary>Selects live forwards by name (wildcards) in -NetworkNamespace.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = NameSet)]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(PortForwardNameCompleter))]
+    public string[] ForwardName { get; set; } = Array.Empty<string>();
+
+    /// <summary>The unit name; default psnetfilter.service (psnetfilter-NS.service with -NetworkNamespace).</summary>
+    [Parameter]
+    [Alias("UnitName")]
+    public string? Name { get; set; }
+
+    /// <summary>The named network namespace the unit restores the forwards into (with ip netns exec).</summary>
+    [Parameter]
+    [ArgumentCompleter(typeof(NetworkNamespaceCompleter))]
+    public string? NetworkNamespace { get; set; }
+
+    /// <summary>Install under this directory (an image being built), as systemctl --root does; default /.</summary>
+    [Parameter]
+    public string? Root { get; set; }
+
+    /// <summary>Write and enable the unit, but do not start it.</summary>
+    [Parameter]
+    public SwitchParameter NoStart { get; set; }
+
+    protected override void BeginProcessing()
+    {
+        try
+        {
+            SystemChecks.RequireRoot();
+        }
+        catch (NetfilterException ex)
+        {
+            ThrowFailure(ex);
+        }
+    }
+
+    protected override void ProcessRecord()
+    {
+        if (ParameterSetName != ObjectSet || InputObject is null)
+        {
+            return;
+        }
+
+        foreach (var item in InputObject)
+        {
+            if (item is null)
+            {
+                continue;
+            }
+
+            var value = item is PSObject pso ? pso.BaseObject : item;
+            if (value is PortForward forward)
+            {
+                _forwards.Add(forward);
+                continue;
+            }
+
+            // Nothing has been written yet: stop here, so a set is never saved without a forward the user gave.
+            ThrowFailure(NotAForward(item));
+        }
+    }
+
+    protected override void EndProcessing()
+    {
+        try
+        {
+            var ns = string.IsNullOrEmpty(NetworkNamespace) ? null : NetworkNamespace;
+            if (ns is not null)
+            {
+                ServiceNames.ValidateNetworkNamespace(ns);
+            }
+
+            var unit = ServiceNames.Resolve(Name, ns);
+            var root = ServicePaths.NormalizeRoot(string.IsNullOrEmpty(Root) ? "/" : SessionState.Path.GetUnresolvedProviderPathFromPSPath(Root));
+
+            if (ParameterSetName == NameSet)
+            {
+                _forwards.AddRange(SelectLive(ns));
+            }
+            else
+            {
+                foreach (var f in _forwards.Where(f => !string.Equals(f.NetworkNamespace, ns, StringComparison.Ordinal)))
+                {
+                    WriteWarning($"Port forward '{f.Name}' was read from {Where(f.NetworkNamespace)}, but {unit} restores it into {Where(ns)}." + (f.NetworkNamespace is null ? string.Empty : $" Use -NetworkNamespace {f.NetworkNamespace} to restore it where it was."));
+                }
+            }
+
+            var set = new BootSet(unit, ns, _forwards.Select(f => f.Definition));
+            if (ns is not null && root == "/" && !File.Exists(Path.Combine(SystemChecks.NetnsDirectory, ns)))
+            {
+                WriteWarning($"The network namespace '{ns}' does not exist now; it must exist when {unit} starts.");
+            }
+
+            var manager = new PortForwardServiceManager(new SystemdControl(log: m => ((Core.Apply.IChangeObserver)this).Verbose(m)), this);
+            var service = Run(ct => manager.InstallAsync(set, root, NoStart, ct));
+            if (service is not null)
+            {
+                WriteObject(service);
+            }
+        }
+        catch (NetfilterException ex)
+        {
+            ThrowFailure(ex);
+        }
+    }
+
+    private static string Where(string? ns) => ns is null ? "the host's network namespace" : $"network namespace '{ns}'";
+
+    private static NetfilterException NotAForward(object item)
+    {
+        var pso = item as PSObject;
+        var typeName = pso?.TypeNames.FirstOrDefault() ?? item.GetType().FullName ?? "object";
+        var hint = typeName.StartsWith("Deserialized.", StringComparison.Ordinal)
+            ? " A deserialized forward (Import-Clixml, remoting, jobs) cannot be persisted: read it again with Get-PortForward."
+            : " Pipe the objects Get-PortForward or New-PortForward output, or use -ForwardName.";
+        return new NetfilterException(
+            "InvalidForwardObject",
+            FailureKind.InvalidArgument,
+            $"The input '{Printable(item.ToString() ?? string.Empty)}' ({typeName}) is not a PSNetfilter port forward.{hint} Nothing was installed.",
+            item);
+    }
+
+    private static string Printable(string s)
+    {
+        var text = new string(s.Select(c => char.IsControl(c) ? '?' : c).ToArray());
+        return text.Length > 80 ? text[..77] + "..." : text;
+    }
+
+    /// <summary>-ForwardName: the live forwards of the namespace whose names match; a literal name must exist.</summary>
+    private List<PortForward> SelectLive(string? ns)
+    {
+        var all = Run(ct => CreateManager(ns).GetAsync(ct));
+        var selected = new List<PortForward>();
+        foreach (var pattern in ForwardName)
+        {
+            var wildcard = WildcardPattern.ContainsWildcardCharacters(pattern);
+            var matcher = WildcardPattern.Get(pattern, WildcardOptions.IgnoreCase);
+            var hits = all.Where(f => wildcard ? matcher.IsMatch(f.Name) : string.Equals(f.Name, pattern, StringComparison.Ordinal)).ToList();
+            if (hits.Count == 0 && !wildcard)
+            {
+                throw new NetfilterException("PortForwardNotFound", FailureKind.ObjectNotFound, $"No port forward named '{pattern}' exists in {Where(ns)}. Nothing was installed.", pattern);
+            }
+
+            selected.AddRange(hits.Where(h => !selected.Contains(h)));
+        }
+
+        return selected;
+    }
+}

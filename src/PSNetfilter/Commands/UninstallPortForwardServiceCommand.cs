@@ -1,0 +1,65 @@
+using System.Management.Automation;
+using PSNetfilter.Core.Persistence;
+using PSNetfilter.Core.Processes;
+
+namespace PSNetfilter.Commands;
+
+/// <summary>
+/// Uninstall-PortForwardService: stops the unit (when systemd runs this machine), disables it and removes
+/// its files. The live forwards stay unless -RemoveForwards, which removes exactly the saved ones.
+/// </summary>
+[Cmdlet(VerbsLifecycle.Uninstall, "PortForwardService", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[OutputType(typeof(void))]
+public sealed class UninstallPortForwardServiceCommand : PSNetfilterCmdlet
+{
+    /// <summary>The unit name; default psnetfilter.service (psnetfilter-NS.service with -NetworkNamespace).</summary>
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Alias("UnitName")]
+    public string? Name { get; set; }
+
+    /// <summary>Only chooses the default unit name psnetfilter-NS.service.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(NetworkNamespaceCompleter))]
+    public string? NetworkNamespace { get; set; }
+
+    /// <summary>The root the unit was installed under; default /.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string? Root { get; set; }
+
+    /// <summary>Also remove the saved forwards from the kernel (what the unit's stop does).</summary>
+    [Parameter]
+    public SwitchParameter RemoveForwards { get; set; }
+
+    protected override void BeginProcessing()
+    {
+        try
+        {
+            SystemChecks.RequireRoot();
+        }
+        catch (NetfilterException ex)
+        {
+            ThrowFailure(ex);
+        }
+    }
+
+    protected override void ProcessRecord()
+    {
+        try
+        {
+            var ns = string.IsNullOrEmpty(NetworkNamespace) ? null : NetworkNamespace;
+            if (ns is not null)
+            {
+                ServiceNames.ValidateNetworkNamespace(ns);
+            }
+
+            var unit = ServiceNames.Resolve(Name, ns);
+            var root = ServicePaths.NormalizeRoot(string.IsNullOrEmpty(Root) ? "/" : SessionState.Path.GetUnresolvedProviderPathFromPSPath(Root));
+            var manager = new PortForwardServiceManager(new SystemdControl(log: m => ((Core.Apply.IChangeObserver)this).Verbose(m)), this);
+            Run(ct => manager.UninstallAsync(unit, root, RemoveForwards, ct));
+        }
+        catch (NetfilterException ex)
+        {
+            WriteFailure(ex);
+        }
+    }
+}

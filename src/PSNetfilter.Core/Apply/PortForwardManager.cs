@@ -296,11 +296,17 @@ public sealed class PortForwardManager
     public async Task<IReadOnlyList<ChangeResult>> CommitAsync(ChangeSession session, CancellationToken ct)
     {
         var pending = session.Pending.ToList();
+        var originals = session.Pending.Where(p => p.Old is not null).ToDictionary(p => p.Old!.Name, p => p.Old!, StringComparer.Ordinal);
+        var applied = false;
         foreach (var family in Families)
         {
+            var ruleset = session.Snapshot.Rulesets[family];
+            var state = session.Snapshot.States[family];
             while (true)
             {
-                ct.ThrowIfCancellationRequested();
+                // Once one family is applied, the rest of the batch is applied too: a stop then takes effect after it.
+                var token = applied ? CancellationToken.None : ct;
+                token.ThrowIfCancellationRequested();
                 var adds = pending.Where(i => i.New?.Family == family).Select(i => i.New!).ToList();
                 var removes = pending.Where(i => i.Old?.Family == family).Select(i => i.Old!).ToList();
                 if (adds.Count == 0 && removes.Count == 0)
@@ -308,45 +314,93 @@ public sealed class PortForwardManager
                     break;
                 }
 
-                var payload = ChangePlanner.Plan(session.Snapshot.Rulesets[family], session.Snapshot.States[family], adds, removes);
+                var payload = ChangePlanner.Plan(ruleset, state, adds, removes);
                 _observer.Debug($"Plan ({family}): {adds.Count} to add, {removes.Count} to remove, one iptables-restore of {payload.LineCount} line(s).");
                 try
                 {
-                    await _host.RestoreAsync(payload, ct).ConfigureAwait(false);
+                    await _host.RestoreAsync(payload, token).ConfigureAwait(false);
+                    applied = true;
                     break;
                 }
-                catch (CommandFailedException ex) when (ex.Target is string owner && pending.Any(i => i.New?.Name == owner))
+                catch (CommandFailedException ex)
                 {
-                    // The kernel refused one forward's rule, so nothing of this family was applied. Report that
-                    // forward, drop it, and apply the rest again as one transaction.
-                    _observer.Failed(ex);
-                    pending.RemoveAll(i => i.New?.Name == owner);
+                    if (payload.MayBePartial(ex.FailedLine))
+                    {
+                        // iptables-restore commits table by table: the tables before the failing one are in the
+                        // kernel. Re-read and remove every rule of the batch's names, so each of them is either
+                        // whole (untouched) or absent, never half there.
+                        (ruleset, state) = await ReadFamilyAsync(family, CancellationToken.None).ConfigureAwait(false);
+                        await RollBackAsync(ruleset, state, pending.Where(i => (i.New ?? i.Old!.Definition).Family == family).ToList()).ConfigureAwait(false);
+                        (ruleset, state) = await ReadFamilyAsync(family, CancellationToken.None).ConfigureAwait(false);
+
+                        // Plan the rest against what is there now: a name rolled back has no rules left to delete.
+                        var now = state.Forwards.ToDictionary(f => f.Name, StringComparer.Ordinal);
+                        pending = pending
+                            .Select(i => i.Old is not null && i.Old.Family == family ? i with { Old = now.GetValueOrDefault(i.Old.Name) } : i)
+                            .Where(i => i.New is not null || i.Old is not null)
+                            .ToList();
+                    }
+
+                    if (ex.Target is string owner && pending.Any(i => i.New?.Name == owner))
+                    {
+                        // One forward's rule was refused: report it, drop it, and apply the rest again.
+                        _observer.Failed(ex);
+                        pending.RemoveAll(i => i.New?.Name == owner);
+                        continue;
+                    }
+
+                    throw;
                 }
             }
         }
 
         var results = new List<ChangeResult>(session.Unchanged);
-        foreach (var p in pending)
+        foreach (var p in session.Pending)
         {
             if (p.New is null)
             {
                 results.Add(new ChangeResult(p.Old!, ChangeKind.Removed));
             }
-            else
+            else if (pending.Any(x => x.New?.Name == p.New.Name))
             {
                 var forward = new PortForward(p.New) { NetworkNamespace = _host.NetworkNamespace, Persisted = IsPersisted?.Invoke(p.New.Name) ?? false };
-                results.Add(new ChangeResult(forward, p.Old is null ? ChangeKind.Created : ChangeKind.Replaced));
+                results.Add(new ChangeResult(forward, originals.ContainsKey(p.New.Name) ? ChangeKind.Replaced : ChangeKind.Created));
             }
         }
 
-        await EnsureForwardingAsync(pending.Where(p => p.New is not null).Select(p => p.New!.Family).Distinct(), ct).ConfigureAwait(false);
-        foreach (var iface in pending.Where(p => p.New is { IsLoopback: true }).Select(p => p.New!.InInterface!).Distinct(StringComparer.Ordinal))
+        // Forwarding is checked for every family the batch leaves forwards in, unchanged ones included, so a run
+        // stopped before this point is repaired by the next one.
+        var families = results.Where(r => r.Kind != ChangeKind.Removed).Select(r => r.Forward.Family).Distinct().ToList();
+        await EnsureForwardingAsync(families, CancellationToken.None).ConfigureAwait(false);
+        foreach (var iface in results.Where(r => r.Kind != ChangeKind.Removed && r.Forward.Definition.IsLoopback).Select(r => r.Forward.InInterface!).Distinct(StringComparer.Ordinal))
         {
             var key = $"net.ipv4.conf.{iface.TrimEnd('+')}.route_localnet";
-            await _host.SetSysctlAsync(key, "1", ct).ConfigureAwait(false);
+            await _host.SetSysctlAsync(key, "1", CancellationToken.None).ConfigureAwait(false);
             _observer.Verbose($"Set {key}=1 so that packets arriving on {iface} may be DNATed to the loopback address.");
         }
+
         return results;
+    }
+
+    private async Task<(Ruleset, OwnedState)> ReadFamilyAsync(IpFamily family, CancellationToken ct)
+    {
+        var ruleset = await _host.SaveAsync(family, ct).ConfigureAwait(false);
+        return (ruleset, ForwardReader.Read(ruleset, _host.NetworkNamespace, IsPersisted));
+    }
+
+    /// <summary>After a partly applied payload: removes what is left of the batch's names (added or removed).</summary>
+    private async Task RollBackAsync(Ruleset ruleset, OwnedState state, List<PendingChange> batch)
+    {
+        var names = batch.Select(i => (i.New ?? i.Old!.Definition).Name).ToHashSet(StringComparer.Ordinal);
+        var leftovers = state.Forwards.Where(f => names.Contains(f.Name)).ToList();
+        if (leftovers.Count == 0)
+        {
+            return;
+        }
+
+        _observer.Warning($"iptables-restore applied only part of the change; removing what it left of: {string.Join(", ", leftovers.Select(f => f.Name))}.");
+        var cleanup = ChangePlanner.Plan(ruleset, state, Array.Empty<PortForwardDefinition>(), leftovers);
+        await _host.RestoreAsync(cleanup, CancellationToken.None).ConfigureAwait(false);
     }
 
     /// <summary>

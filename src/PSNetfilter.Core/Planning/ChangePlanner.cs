@@ -22,6 +22,7 @@ public static class ChangePlanner
 
         // The module's chains as the snapshot has them: rule counts and dispatch jumps (parent -> child).
         var chains = new Dictionary<string, ChainState>(StringComparer.Ordinal);
+        var referenced = new HashSet<string>(StringComparer.Ordinal);
         foreach (var tableName in RuleLayout.Tables)
         {
             var table = current.Table(tableName);
@@ -32,6 +33,14 @@ public static class ChangePlanner
 
             foreach (var r in table.Rules)
             {
+                if (!r.Chain.StartsWith(RuleLayout.ChainPrefix, StringComparison.Ordinal)
+                    && r.Spec.Contains(RuleLayout.ChainPrefix, StringComparison.Ordinal)
+                    && !RuleLayout.Hooks.Any(h => h.Table == tableName && r.Chain == h.BuiltinChain && r.Spec == h.JumpSpec)
+                    && JumpTarget(r.Spec) is { } target && target.StartsWith(RuleLayout.ChainPrefix, StringComparison.Ordinal))
+                {
+                    referenced.Add(target); // another program jumps to a module chain: it stays
+                }
+
                 if (chains.TryGetValue(r.Chain, out var cs))
                 {
                     cs.Count++;
@@ -105,7 +114,7 @@ public static class ChangePlanner
         var dropped = new List<ChainState>();
         foreach (var cs in chains.Values.Where(c => RuleLayout.IsDispatchChain(c.Name)).OrderByDescending(c => c.Name.Length))
         {
-            if (cs.Count > 0 || !cs.Existed)
+            if (cs.Count > 0 || !cs.Existed || referenced.Contains(cs.Name))
             {
                 continue;
             }
@@ -127,7 +136,7 @@ public static class ChangePlanner
         {
             foreach (var hook in RuleLayout.Hooks)
             {
-                if (chains.TryGetValue(hook.Chain, out var cs) && cs.Existed && cs.Count == 0)
+                if (chains.TryGetValue(hook.Chain, out var cs) && cs.Existed && cs.Count == 0 && !referenced.Contains(hook.Chain))
                 {
                     hooksDropped.Add(hook);
                 }
@@ -166,6 +175,14 @@ public static class ChangePlanner
         }
 
         return payload;
+    }
+
+    /// <summary>The chain a rule jumps (-j) or goes (-g) to, if any.</summary>
+    private static string? JumpTarget(string spec)
+    {
+        var tokens = RuleTokenizer.Split(spec);
+        var i = Math.Max(tokens.LastIndexOf("-j"), tokens.LastIndexOf("-g"));
+        return i >= 0 && i + 1 < tokens.Count ? tokens[i + 1] : null;
     }
 
     public static bool HasJump(TableDump table, ChainHook hook) =>

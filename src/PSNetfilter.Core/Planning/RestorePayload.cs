@@ -41,6 +41,23 @@ public sealed class RestorePayload
         return lineNumber >= 1 && lineNumber <= map.Count ? map[lineNumber - 1] : (null, null);
     }
 
+    /// <summary>
+    /// True when a failure at payload line <paramref name="lineNumber"/> may leave earlier tables applied:
+    /// iptables-restore commits each table at its COMMIT, so only a failure inside the first table is
+    /// all-or-nothing. An unknown line counts as partial.
+    /// </summary>
+    public bool MayBePartial(int? lineNumber)
+    {
+        if (lineNumber is null)
+        {
+            return true;
+        }
+
+        var (_, map) = Render();
+        var firstCommit = map.FindIndex(m => m.Line == "COMMIT") + 1;
+        return firstCommit > 0 && lineNumber.Value > firstCommit;
+    }
+
     private (string Text, List<(string? Owner, string? Line)> Map) Render()
     {
         var sb = new StringBuilder();

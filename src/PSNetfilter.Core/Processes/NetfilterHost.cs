@@ -300,6 +300,8 @@ public sealed partial class NetfilterHost
     [GeneratedRegex(@"v(\d+\.\d+(?:\.\d+)?)")]
     private static partial Regex VersionRegex();
 
-    [GeneratedRegex(@"(?:Error occurred at line: (\d+))|(?:line (\d+) failed)")]
+    // legacy: "Error occurred at line: 7"; nft: "line 7 failed" or "line 7: RULE_APPEND failed (...)". The first
+    // match is the line that failed: nft lists every later line of the batch as failed too.
+    [GeneratedRegex(@"(?:Error occurred at line: (\d+))|(?:line (\d+)(?::[^\n]*?)? failed)")]
     private static partial Regex FailedLineRegex();
 }

@@ -28,7 +28,13 @@ public abstract class PSNetfilterCmdlet : PSCmdlet, IChangeObserver
     {
         try
         {
-            return call(StopToken).GetAwaiter().GetResult();
+            var task = call(StopToken);
+            while (!((IAsyncResult)task).AsyncWaitHandle.WaitOne(50))
+            {
+                Flush(); // stream -Verbose lines (commands, payloads) while the call runs
+            }
+
+            return task.GetAwaiter().GetResult();
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
         {

@@ -29,12 +29,31 @@ public abstract class PSNetfilterCmdlet : PSCmdlet, IChangeObserver
         try
         {
             var task = call(StopToken);
+            var streaming = true;
             while (!((IAsyncResult)task).AsyncWaitHandle.WaitOne(50))
             {
-                Flush(); // stream -Verbose lines (commands, payloads) while the call runs
+                if (streaming && !_stopping.IsCancellationRequested)
+                {
+                    try
+                    {
+                        Flush(); // stream -Verbose lines (commands, payloads) while the call runs
+                    }
+                    catch (PipelineStoppedException)
+                    {
+                        // The pipeline is stopping: keep waiting, since a started iptables-restore is never
+                        // abandoned (the lock is released only after it ends).
+                        streaming = false;
+                    }
+                }
             }
 
-            return task.GetAwaiter().GetResult();
+            var result = task.GetAwaiter().GetResult();
+            if (!streaming)
+            {
+                throw new PipelineStoppedException();
+            }
+
+            return result;
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
         {

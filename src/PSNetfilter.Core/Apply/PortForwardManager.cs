@@ -202,7 +202,9 @@ public sealed class PortForwardManager
     /// </summary>
     public void PlanAdds(ChangeSession session, IReadOnlyList<PortForwardDefinition> definitions, bool force)
     {
-        var existing = session.Snapshot.Forwards.ToDictionary(f => f.Name, StringComparer.Ordinal);
+        // A name is unique across families; should a name exist in both (left by hand or by an interrupted
+        // cross-family replace), the forward of the same family is the one compared and replaced.
+        var byName = session.Snapshot.Forwards.GroupBy(f => f.Name, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
         foreach (var def in definitions)
         {
             if (session.Batch.TryGetValue(def.Name, out var earlier))
@@ -215,7 +217,7 @@ public sealed class PortForwardManager
                 continue;
             }
 
-            existing.TryGetValue(def.Name, out var old);
+            var old = byName.TryGetValue(def.Name, out var same) ? same.FirstOrDefault(f => f.Family == def.Family) ?? same[0] : null;
             var complete = old is not null && old.MissingRules.Count == 0 && old.DuplicateRules.Count == 0;
             if (old is not null && old.Definition.Equals(def) && complete)
             {
@@ -227,13 +229,13 @@ public sealed class PortForwardManager
 
             if (old is not null && !force)
             {
-                _observer.Failed(old.Definition.Equals(def)
+                _observer.Failed(SameDefinition(old, def)
                     ? new NetfilterException("PortForwardIncomplete", FailureKind.ResourceExists, $"Port forward '{def.Name}' exists but is incomplete ({old.Status}). Use -Force to restore it whole.", def.Name)
                     : Exists(def, old.Definition, "in the kernel"));
                 continue;
             }
 
-            var clash = existing.Values.Where(f => f.Name != def.Name).Select(f => f.Definition)
+            var clash = session.Snapshot.Forwards.Where(f => f.Name != def.Name).Select(f => f.Definition)
                 .Concat(session.Batch.Values.Where(b => b.Name != def.Name))
                 .FirstOrDefault(o => Overlaps(o, def));
             if (clash is not null)
@@ -274,7 +276,7 @@ public sealed class PortForwardManager
 
             foreach (var f in matches)
             {
-                if (session.Pending.Any(p => p.Old?.Name == f.Name))
+                if (session.Pending.Any(p => p.Old is not null && p.Old.Name == f.Name && p.Old.Family == f.Family))
                 {
                     continue;
                 }
@@ -298,7 +300,11 @@ public sealed class PortForwardManager
         var pending = session.Pending.ToList();
         var originals = session.Pending.Where(p => p.Old is not null).ToDictionary(p => p.Old!.Name, p => p.Old!, StringComparer.Ordinal);
         var applied = false;
-        foreach (var family in Families)
+
+        // Families that gain rules go first: a cross-family replace (-Force, IPv4 -> IPv6) then removes the old
+        // forward only once the new one is in; a refused add leaves the old one where it was.
+        var order = Families.OrderBy(f => pending.Any(p => p.New?.Family == f) ? 0 : 1).ToList();
+        foreach (var family in order)
         {
             var ruleset = session.Snapshot.Rulesets[family];
             var state = session.Snapshot.States[family];
@@ -460,6 +466,17 @@ public sealed class PortForwardManager
             }
         }
     }
+
+    /// <summary>
+    /// The same definition, allowing for drift: a SNAT forward whose SNAT rule is gone reads back without its
+    /// SNAT address, which then cannot differ.
+    /// </summary>
+    private static bool SameDefinition(PortForward old, PortForwardDefinition def) =>
+        old.Definition.Equals(def)
+        || (old.SnatMode == SnatMode.Snat && old.SnatAddress is null && old.MissingRules.Contains(RuleRole.Snat)
+            && def.SnatMode == SnatMode.Snat
+            && PortForwardDefinition.CreateFromKernel(def.Name, def.Protocol, def.ExternalAddress, def.ExternalPort, def.InternalAddress, def.InternalPort, SnatMode.Snat, null, def.Description,
+                new ForwardExtras(def.ExternalPortEnd, def.InternalPortEnd, def.SourceAddresses, def.InInterface, def.IncludeLocal)).Equals(old.Definition));
 
     /// <summary>
     /// Two forwards overlap when a packet could match both: same family and protocol, intersecting external

@@ -16,6 +16,7 @@ public static class IptablesSaveParser
         TableDump? table = null;
         var positions = new Dictionary<string, int>(StringComparer.Ordinal);
         var lineNumber = 0;
+        var lastLine = 0;
         foreach (var rawLine in text.AsSpan().EnumerateLines())
         {
             lineNumber++;
@@ -25,9 +26,16 @@ public static class IptablesSaveParser
                 continue;
             }
 
+            lastLine = lineNumber;
+
             switch (line[0])
             {
                 case '*':
+                    if (table is not null)
+                    {
+                        throw new RulesetParseException(lineNumber, line.ToString(), $"table '{table.Name}' has no COMMIT before the next table");
+                    }
+
                     table = ruleset.GetOrAddTable(line[1..].ToString());
                     positions.Clear();
                     break;
@@ -58,7 +66,7 @@ public static class IptablesSaveParser
 
         if (table is not null)
         {
-            throw new RulesetParseException(lineNumber, string.Empty, $"table '{table.Name}' has no COMMIT");
+            throw new RulesetParseException(lastLine, string.Empty, $"table '{table.Name}' has no COMMIT");
         }
 
         return ruleset;

@@ -4,7 +4,7 @@ namespace PSNetfilter.Core.Iptables;
 
 /// <summary>
 /// Splits a rule spec the way iptables-restore does: words separated by spaces; a double-quoted word
-/// may hold spaces, with backslash escaping a quote or a backslash.
+/// may hold spaces, and a backslash inside it escapes the next character (iptables-save writes \", \\ and \').
 /// </summary>
 public static class RuleTokenizer
 {
@@ -19,7 +19,7 @@ public static class RuleTokenizer
             var c = spec[i];
             if (inQuotes)
             {
-                if (c == '\\' && i + 1 < spec.Length && (spec[i + 1] == '"' || spec[i + 1] == '\\'))
+                if (c == '\\' && i + 1 < spec.Length)
                 {
                     sb.Append(spec[++i]);
                 }

@@ -156,6 +156,11 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
         var sources = new List<IPNetwork>();
         foreach (var src in extras.SourceAddresses ?? Array.Empty<IPNetwork>())
         {
+            if (src.BaseAddress.IsIPv4MappedToIPv6)
+            {
+                throw new PortForwardValidationException("InvalidSourceAddress", $"SourceAddress '{src}' is an IPv4-mapped IPv6 network; give the IPv4 network instead.", src.ToString());
+            }
+
             if (src.BaseAddress.AddressFamily != internalAddress.AddressFamily)
             {
                 throw new PortForwardValidationException("AddressFamilyMismatch", $"SourceAddress '{src}' is not of the same family as InternalAddress '{internalAddress}'.", src.ToString());
@@ -178,9 +183,9 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
                 throw new PortForwardValidationException("LoopbackNotSupported", "The kernel cannot DNAT to the IPv6 loopback address ::1. Forward to another local address.", internalAddress);
             }
 
-            if (string.IsNullOrEmpty(extras.InInterface))
+            if (string.IsNullOrEmpty(extras.InInterface) || extras.InInterface.EndsWith('+'))
             {
-                throw new PortForwardValidationException("LoopbackNeedsInInterface", $"A forward to the loopback address {internalAddress} needs -InInterface: route_localnet is switched on for that interface only.", internalAddress);
+                throw new PortForwardValidationException("LoopbackNeedsInInterface", $"A forward to the loopback address {internalAddress} needs -InInterface with one exact interface name (no '+' prefix): route_localnet is switched on for that interface only.", internalAddress);
             }
 
             if (snatMode != SnatMode.None)
@@ -228,7 +233,7 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
         }
 
         var protoName = protocol == Protocol.Tcp ? "tcp" : "udp";
-        name ??= DefaultName(protoName, externalAddress, externalPort);
+        name ??= DefaultName(protoName, externalAddress, externalPort, family == AddressFamily.InterNetworkV6);
         ValidateName(name);
 
         return new PortForwardDefinition(name, protocol, externalAddress, externalPort, internalAddress, iport, snatMode, snatAddress, description, extEnd, intEnd, sources, inInterface, extras.IncludeLocal);
@@ -250,10 +255,13 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
         return Create(name, protocol, externalAddress, externalPort, internalAddress, internalPort, snatMode, snatAddress, description, extras);
     }
 
-    /// <summary>Builds the default name from protocol and external endpoint, e.g. <c>tcp-1.2.3.4-8080</c>.</summary>
-    public static string DefaultName(string protocol, IPAddress? externalAddress, int externalPort)
+    /// <summary>
+    /// Builds the default name from protocol and external endpoint: <c>tcp-1.2.3.4-8080</c>,
+    /// <c>tcp-any-8080</c>, <c>tcp-2001_db8__1-8080</c>, and <c>tcp-any6-8080</c> for IPv6 on any address.
+    /// </summary>
+    public static string DefaultName(string protocol, IPAddress? externalAddress, int externalPort, bool ipv6 = false)
     {
-        var addr = externalAddress is null ? "any" : externalAddress.ToString().Replace(':', '_');
+        var addr = externalAddress is null ? (ipv6 ? "any6" : "any") : externalAddress.ToString().Replace(':', '_');
         return $"{protocol}-{addr}-{externalPort}";
     }
 
@@ -363,12 +371,13 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
             throw new PortForwardValidationException("DescriptionTooLong", $"The description is {bytes} bytes in UTF-8; at most {MaxDescriptionBytes} fit in the kernel's rule comment.", description);
         }
 
-        foreach (var c in description)
+        try
         {
-            if (char.IsSurrogate(c) && !char.IsSurrogatePair(description, description.IndexOf(c)))
-            {
-                throw new PortForwardValidationException("InvalidDescription", "The description contains an unpaired surrogate and cannot be stored as UTF-8.", description);
-            }
+            _ = new UTF8Encoding(false, true).GetByteCount(description);
+        }
+        catch (EncoderFallbackException)
+        {
+            throw new PortForwardValidationException("InvalidDescription", "The description contains an unpaired surrogate and cannot be stored as UTF-8.", description);
         }
     }
 
@@ -427,7 +436,7 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
         return sb.ToString();
     }
 
-    [GeneratedRegex("^[A-Za-z0-9._-]+$")]
+    [GeneratedRegex(@"^[A-Za-z0-9._-]+\z")]
     private static partial Regex NameRegex();
 
     /// <summary>Parses a source address or network ("192.0.2.7", "192.0.2.0/24", "2001:db8::/32").</summary>
@@ -454,20 +463,28 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
             throw new PortForwardValidationException("InvalidSourceAddress", $"SourceAddress '{Printable(t)}' has a bad prefix length: use /0 to /{max}.", text);
         }
 
+        IPNetwork network;
         try
         {
-            return new IPNetwork(address, prefix);
+            network = new IPNetwork(address, prefix);
         }
         catch (ArgumentException)
         {
+            network = default;
+        }
+
+        if (!network.BaseAddress?.Equals(address) ?? true)
+        {
             throw new PortForwardValidationException("InvalidSourceAddress", $"SourceAddress '{Printable(t)}' has host bits set beyond /{prefix}: give the network address.", text);
         }
+
+        return network;
     }
 
-    [GeneratedRegex("^[A-Za-z0-9_.-]{1,15}\\+?$")]
+    [GeneratedRegex(@"^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,14}\+?\z")]
     private static partial Regex InterfaceRegex();
 
-    [GeneratedRegex(@"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")]
+    [GeneratedRegex(@"^(0|[1-9][0-9]{0,2})(\.(0|[1-9][0-9]{0,2})){3}\z")]
     private static partial Regex Ipv4Regex();
 }
 

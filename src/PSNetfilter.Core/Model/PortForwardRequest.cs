@@ -22,14 +22,16 @@ public sealed record PortForwardRequest(
     public bool NeedsRouteSource => SnatMode == SnatMode.Snat && SnatAddress is null && !IPAddress.IsLoopback(InternalAddress);
 
     /// <summary>A forward to a loopback address is delivered locally: the default source NAT mode becomes None.</summary>
-    private SnatMode EffectiveMode => SnatMode == SnatMode.Snat && SnatAddress is null && IPAddress.IsLoopback(InternalAddress) ? SnatMode.None : SnatMode;
+    private SnatMode EffectiveMode => IsLoopbackDefault ? SnatMode.None : SnatMode;
+
+    private bool IsLoopbackDefault => SnatMode == SnatMode.Snat && SnatAddress is null && IPAddress.IsLoopback(InternalAddress);
 
     /// <summary>Validates every field; returns the definition (with a stand-in SNAT address when it still has to be resolved).</summary>
     /// <exception cref="PortForwardValidationException">Any field is invalid.</exception>
     public PortForwardDefinition Validate() =>
-        Build(NeedsRouteSource ? (InternalAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? IPAddress.IPv6Loopback : IPAddress.Loopback) : SnatAddress);
+        Build(IsLoopbackDefault ? null : NeedsRouteSource ? (InternalAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? IPAddress.IPv6Loopback : IPAddress.Loopback) : SnatAddress);
 
     /// <summary>The definition with the resolved SNAT address.</summary>
     public PortForwardDefinition Build(IPAddress? snatAddress) =>
-        PortForwardDefinition.Create(Name, Protocol, ExternalAddress, ExternalPort, InternalAddress, InternalPort, EffectiveMode, EffectiveMode == SnatMode.Snat ? snatAddress : null, Description, Extras);
+        PortForwardDefinition.Create(Name, Protocol, ExternalAddress, ExternalPort, InternalAddress, InternalPort, EffectiveMode, snatAddress, Description, Extras);
 }

@@ -321,6 +321,6 @@ public static partial class RuleLayout
         return new RenderedRule(hook.Table, path.Count == 0 ? hook.Chain : path[^1].Chain, role, string.Join(' ', tokens)) { Path = path };
     }
 
-    [GeneratedRegex(@"^[A-Za-z0-9._:/+\[\]-]+$")]
+    [GeneratedRegex(@"^[A-Za-z0-9._:/+\[\]-]+\z")]
     private static partial Regex SafeToken();
 }

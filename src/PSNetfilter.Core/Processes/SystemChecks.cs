@@ -57,6 +57,6 @@ public static partial class SystemChecks
     [DllImport("libc", SetLastError = false)]
     private static extern uint geteuid();
 
-    [GeneratedRegex("^[A-Za-z0-9_][A-Za-z0-9._@+-]{0,254}$")]
+    [GeneratedRegex(@"^[A-Za-z0-9_][A-Za-z0-9._@+-]{0,254}\z")]
     private static partial Regex NetnsName();
 }

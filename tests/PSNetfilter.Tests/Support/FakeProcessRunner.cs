@@ -1,0 +1,220 @@
+using System.Net;
+using PSNetfilter.Core.Iptables;
+using PSNetfilter.Core.Processes;
+
+namespace PSNetfilter.Tests.Support;
+
+/// <summary>
+/// Stands in for every process the core runs. It records each request and answers from state the test
+/// controls: <c>iptables -V</c>, <c>*-save -c</c> (per family), <c>*-restore</c> (records stdin, answers
+/// through <see cref="RestoreAnswer"/>), <c>ip -j -batch</c> route lookups and sysctl.
+/// </summary>
+internal sealed class FakeProcessRunner : IProcessRunner
+{
+    public const string Save4 = "/fake/sbin/iptables-nft-save";
+    public const string Restore4 = "/fake/sbin/iptables-nft-restore";
+    public const string Save6 = "/fake/sbin/ip6tables-nft-save";
+    public const string Restore6 = "/fake/sbin/ip6tables-nft-restore";
+
+    private readonly object _gate = new();
+
+    public static IptablesBackend Backend { get; } = new(IptablesBackendKind.Nft, "1.8.9", Save4, Restore4, Save6, Restore6);
+
+    /// <summary>What <c>iptables-save -c</c> prints.</summary>
+    public string SaveText4 { get; set; } = string.Empty;
+
+    /// <summary>What <c>ip6tables-save -c</c> prints.</summary>
+    public string SaveText6 { get; set; } = string.Empty;
+
+    /// <summary>When set, iptables-save prints this model kernel and iptables-restore applies to it.</summary>
+    public FakeKernel? Kernel4 { get; set; }
+
+    /// <summary>When set, ip6tables-save prints this model kernel and ip6tables-restore applies to it.</summary>
+    public FakeKernel? Kernel6 { get; set; }
+
+    /// <summary>Exit code of the save tools.</summary>
+    public int SaveExitCode { get; set; }
+
+    /// <summary>Answers a restore: (family, 0-based index of this restore call, stdin) -> result. Default: success.</summary>
+    public Func<IpFamily, int, string, ProcessResult> RestoreAnswer { get; set; } = (_, _, _) => new ProcessResult(0, string.Empty, string.Empty);
+
+    /// <summary>prefsrc per destination; a destination not listed has no route.</summary>
+    public Dictionary<string, string> Routes { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>sysctl values (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding).</summary>
+    public Dictionary<string, string> Sysctl { get; } = new(StringComparer.Ordinal)
+    {
+        ["net.ipv4.ip_forward"] = "1",
+        ["net.ipv6.conf.all.forwarding"] = "1",
+    };
+
+    /// <summary>Every request, as the core made it (with <c>ip netns exec NS</c> when a namespace is set).</summary>
+    public List<ProcessRequest> Requests { get; } = new();
+
+    /// <summary>Every restore: family and stdin, in order.</summary>
+    public List<(IpFamily Family, string Payload)> Restores { get; } = new();
+
+    /// <summary>sysctl writes ("key=value").</summary>
+    public List<string> SysctlWrites { get; } = new();
+
+    public Task<ProcessResult> RunAsync(ProcessRequest request, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            Requests.Add(request);
+            return Task.FromResult(Answer(Unwrap(request)));
+        }
+    }
+
+    /// <summary>Strips <c>ip netns exec NS</c>.</summary>
+    public static ProcessRequest Unwrap(ProcessRequest request)
+    {
+        if (Path.GetFileName(request.Program) == "ip" && request.Arguments.Count >= 4 && request.Arguments[0] == "netns" && request.Arguments[1] == "exec")
+        {
+            return new ProcessRequest(request.Arguments[3], request.Arguments.Skip(4).ToList(), request.StandardInput);
+        }
+
+        return request;
+    }
+
+    private ProcessResult Answer(ProcessRequest r)
+    {
+        var tool = Path.GetFileName(r.Program);
+        switch (r.Program)
+        {
+            case Save4:
+                return new ProcessResult(SaveExitCode, Kernel4?.Save() ?? SaveText4, SaveExitCode == 0 ? string.Empty : "iptables-save: cannot read");
+            case Save6:
+                return new ProcessResult(SaveExitCode, Kernel6?.Save() ?? SaveText6, SaveExitCode == 0 ? string.Empty : "ip6tables-save: cannot read");
+            case Restore4:
+            case Restore6:
+            {
+                var family = r.Program == Restore4 ? IpFamily.IPv4 : IpFamily.IPv6;
+                var index = Restores.Count;
+                Restores.Add((family, r.StandardInput ?? string.Empty));
+                var answer = RestoreAnswer(family, index, r.StandardInput ?? string.Empty);
+                var kernel = family == IpFamily.IPv4 ? Kernel4 : Kernel6;
+                if (answer.ExitCode != 0 || kernel is null)
+                {
+                    return answer;
+                }
+
+                try
+                {
+                    kernel.Apply(r.StandardInput ?? string.Empty);
+                    return answer;
+                }
+                catch (FakeRestoreException ex)
+                {
+                    return new ProcessResult(1, string.Empty, Path.GetFileName(r.Program) + ": line " + ex.Line + " failed\n");
+                }
+            }
+        }
+
+        if (tool == "iptables" && r.Arguments.SequenceEqual(new[] { "-V" }))
+        {
+            return new ProcessResult(0, "iptables v1.8.9 (nf_tables)\n", string.Empty);
+        }
+
+        if (tool == "ip" && r.Arguments.Contains("-batch"))
+        {
+            var stdout = new List<string>();
+            var stderr = new List<string>();
+            var lineNo = 0;
+            foreach (var line in (r.StandardInput ?? string.Empty).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                lineNo++;
+                var dest = line["route get ".Length..].Trim();
+                if (Routes.TryGetValue(dest, out var src))
+                {
+                    stdout.Add($"[{{\"dst\":\"{dest}\",\"dev\":\"eth0\",\"prefsrc\":\"{src}\",\"flags\":[],\"uid\":0,\"cache\":[]}}]");
+                }
+                else
+                {
+                    stderr.Add("RTNETLINK answers: Network is unreachable");
+                    stderr.Add($"Command failed -:{lineNo}");
+                }
+            }
+
+            return new ProcessResult(stderr.Count == 0 ? 0 : 1, string.Join('\n', stdout) + (stdout.Count > 0 ? "\n" : string.Empty), string.Join('\n', stderr));
+        }
+
+        if (tool == "sysctl")
+        {
+            if (r.Arguments.Count == 2 && r.Arguments[0] == "-n")
+            {
+                return Sysctl.TryGetValue(r.Arguments[1], out var v)
+                    ? new ProcessResult(0, v + "\n", string.Empty)
+                    : new ProcessResult(255, string.Empty, $"sysctl: cannot stat /proc/sys/{r.Arguments[1]}: No such file or directory");
+            }
+
+            if (r.Arguments.Count == 3 && r.Arguments[0] == "-q" && r.Arguments[1] == "-w")
+            {
+                SysctlWrites.Add(r.Arguments[2]);
+                var eq = r.Arguments[2].IndexOf('=');
+                Sysctl[r.Arguments[2][..eq]] = r.Arguments[2][(eq + 1)..];
+                return new ProcessResult(0, string.Empty, string.Empty);
+            }
+        }
+
+        return new ProcessResult(127, string.Empty, $"fake runner: unexpected command {r.Display}");
+    }
+
+    /// <summary>Requests whose (unwrapped) program is a restore tool.</summary>
+    public int RestoreCount => Restores.Count;
+
+    /// <summary>Route lookups sent to ip -batch (their stdin lines).</summary>
+    public IEnumerable<string> RouteQueries =>
+        Requests.Select(Unwrap).Where(r => Path.GetFileName(r.Program) == "ip" && r.Arguments.Contains("-batch"))
+            .SelectMany(r => (r.StandardInput ?? string.Empty).Split('\n', StringSplitOptions.RemoveEmptyEntries));
+
+    public static IPAddress Ip(string s) => IPAddress.Parse(s);
+}
+
+/// <summary>Records what the manager tells the cmdlet side; ShouldProcess answers <see cref="Confirm"/>.</summary>
+internal sealed class RecordingObserver : PSNetfilter.Core.Apply.IChangeObserver
+{
+    public bool Confirm { get; set; } = true;
+
+    public List<(string Target, string Action)> ShouldProcessCalls { get; } = new();
+
+    public List<NetfilterException> Failures { get; } = new();
+
+    public List<string> Verboses { get; } = new();
+
+    public List<string> Warnings { get; } = new();
+
+    public bool ShouldProcess(string target, string action)
+    {
+        lock (ShouldProcessCalls)
+        {
+            ShouldProcessCalls.Add((target, action));
+        }
+
+        return Confirm;
+    }
+
+    public void Failed(NetfilterException error)
+    {
+        lock (Failures)
+        {
+            Failures.Add(error);
+        }
+    }
+
+    public void Verbose(string message)
+    {
+        lock (Verboses)
+        {
+            Verboses.Add(message);
+        }
+    }
+
+    public void Warning(string message)
+    {
+        lock (Warnings)
+        {
+            Warnings.Add(message);
+        }
+    }
+}

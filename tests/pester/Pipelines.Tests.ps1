@@ -141,6 +141,27 @@ Describe $PipelineTitle -Skip:([bool]$PipelineSkipReason) {
             Remove-PortForward -Name good1, good2 -NetworkNamespace $script:CsvNs
         }
 
+        It 'reports a cell PowerShell cannot convert (Protocol sctp, IncludeLocal yes) instead of using the default' {
+            $odd = Join-Path $TestDrive 'odd.csv'
+            Set-Content -LiteralPath $odd -Value @(
+                'Name,Protocol,ExternalPort,InternalAddress,SnatAddress,IncludeLocal'
+                'odd-proto,sctp,9201,198.51.100.10,198.51.100.1,'
+                'odd-local,Tcp,9202,198.51.100.10,198.51.100.1,yes'
+                'odd-good,Udp,9203,198.51.100.10,198.51.100.1,true'
+            )
+            $errs = $null
+            $out = @(Import-Csv -LiteralPath $odd | New-PortForward -NetworkNamespace $script:CsvNs -ErrorVariable errs -ErrorAction SilentlyContinue @Quiet)
+            @($out.Name) | Should -Be @('odd-good')
+            $out[0].Protocol | Should -Be 'Udp'
+            $out[0].IncludeLocal | Should -BeTrue
+            @($errs).Count | Should -Be 2
+            # Protocol 'sctp' fails conversion silently in PowerShell's binder: the module reports it itself.
+            # IncludeLocal 'yes' is refused by the switch's transformation while binding.
+            @($errs | ForEach-Object FullyQualifiedErrorId) | Should -Be @('InvalidPipelineValue,PSNetfilter.Commands.NewPortForwardCommand', 'ParameterArgumentTransformationError,PSNetfilter.Commands.NewPortForwardCommand')
+            @(Get-PortForward -NetworkNamespace $script:CsvNs -Name 'odd-*').Name | Should -Be @('odd-good')
+            Remove-PortForward -Name 'odd-*' -NetworkNamespace $script:CsvNs
+        }
+
         It 'treats blank optional cells (ExternalAddress, InternalPort, SnatAddress, Description) as not given' {
             $blank = Join-Path $TestDrive 'blank.csv'
             Set-Content -LiteralPath $blank -Value @(

@@ -25,18 +25,18 @@ public sealed class PortForward
     public IpFamily Family => Definition.Family;
 
     /// <summary>Null means any local address of the gateway (addrtype LOCAL).</summary>
-    public IPAddress? ExternalAddress => Definition.ExternalAddress;
+    public IPAddress? ExternalAddress => ForwardAddress.From(Definition.ExternalAddress);
 
     public int ExternalPort => Definition.ExternalPort;
 
-    public IPAddress InternalAddress => Definition.InternalAddress;
+    public IPAddress InternalAddress => ForwardAddress.From(Definition.InternalAddress)!;
 
     public int InternalPort => Definition.InternalPort;
 
     public SnatMode SnatMode => Definition.SnatMode;
 
     /// <summary>The SNAT source address; null for Masquerade and None.</summary>
-    public IPAddress? SnatAddress => Definition.SnatAddress;
+    public IPAddress? SnatAddress => ForwardAddress.From(Definition.SnatAddress);
 
     public string? Description => Definition.Description;
 

@@ -65,6 +65,7 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet
 
     /// <summary>Also make the forward reachable from the gateway itself (nat/OUTPUT).</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
+    [SwitchTransformation]
     public SwitchParameter IncludeLocal { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
@@ -93,6 +94,13 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet
     [Parameter]
     public SwitchParameter Force { get; set; }
 
+    /// <summary>
+    /// The piped object itself, so that a property whose value PowerShell could not convert (and therefore
+    /// silently left unbound, e.g. Protocol 'sctp') is reported instead of falling back to a default.
+    /// </summary>
+    [Parameter(ValueFromPipeline = true, DontShow = true)]
+    public PSObject? InputObject { get; set; }
+
     /// <summary>Parameters given on the command line (bound before BeginProcessing); the others come from the pipeline.</summary>
     private HashSet<string> _commandLine = new(StringComparer.OrdinalIgnoreCase);
 
@@ -119,6 +127,7 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet
                 SystemChecks.ValidateNetworkNamespace(ns);
             }
 
+            CheckUnboundPipelineProperties();
             var request = BuildRequest();
             request.Validate();
             var key = ns ?? string.Empty;
@@ -163,6 +172,34 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet
             {
                 ThrowFailure(ex);
             }
+        }
+    }
+
+    private void CheckUnboundPipelineProperties()
+    {
+        if (InputObject is null || InputObject.BaseObject is PortForward)
+        {
+            return;
+        }
+
+        foreach (var property in GetType().GetProperties())
+        {
+            var attribute = property.GetCustomAttributes(typeof(ParameterAttribute), false).OfType<ParameterAttribute>().FirstOrDefault();
+            if (attribute is null || !attribute.ValueFromPipelineByPropertyName || MyInvocation.BoundParameters.ContainsKey(property.Name))
+            {
+                continue;
+            }
+
+            var value = InputObject.Properties[property.Name]?.Value;
+            if (value is null || (value is string text && string.IsNullOrWhiteSpace(text)))
+            {
+                continue;
+            }
+
+            throw new PortForwardValidationException(
+                "InvalidPipelineValue",
+                $"The piped object's {property.Name} '{PortForwardDefinition.Printable(value.ToString() ?? string.Empty)}' is not a valid value for -{property.Name}; the item is skipped rather than created with a default.",
+                value);
         }
     }
 

@@ -53,7 +53,7 @@ public class NamespaceTests
         Assert.Contains("-A PREROUTING -j PSNF-PREROUTING", text);
         Assert.Contains("-A POSTROUTING -j PSNF-POSTROUTING", text);
         Assert.Contains("-A FORWARD -j PSNF-FORWARD", text);
-        Assert.Contains("--comment \"psnf:v1:web:fwd\"", text);
+        Assert.Contains("--comment \"psnf:v1:web:fwd:D\"", text);
         Assert.DoesNotContain("PSNF", TestNamespace.Flatten(ns.Save("ip6tables-save")));
 
         // -WhatIf changes nothing, for New and Remove.
@@ -215,7 +215,7 @@ public class NamespaceTests
         Defs.Web6,
         PortForwardDefinition.Create(null, Protocol.Udp, null, 53, Defs.Ip("2001:db8:2::53"), 5353, SnatMode.Masquerade, null, "v6 \"dns\"\nsecond line, ünïcode"),
         PortForwardDefinition.Create("v6-none", Protocol.Tcp, Defs.Ip("2001:db8:1::1"), 2222, Defs.Ip("2001:db8:2::22"), 22, SnatMode.None, null, null),
-        PortForwardDefinition.Create(new string('n', 64), Protocol.Tcp, null, 65535, Defs.Ip("198.51.100.40"), 1, SnatMode.Snat, Defs.Ip("198.51.100.1"), new string('é', 64)),
+        PortForwardDefinition.Create(new string('n', 64), Protocol.Tcp, null, 65535, Defs.Ip("198.51.100.40"), 1, SnatMode.Snat, Defs.Ip("198.51.100.1"), new string('é', 60)),
         PortForwardDefinition.Create("quote", Protocol.Udp, Defs.Ip("203.0.113.2"), 1, Defs.Ip("198.51.100.41"), null, SnatMode.None, null, "it's a \\ \"quoted\" one"),
         PortForwardDefinition.Create(
             "range", Protocol.Udp, null, 8000, Defs.Ip("198.51.100.42"), 9000, SnatMode.Masquerade, null, null,

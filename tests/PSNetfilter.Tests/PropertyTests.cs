@@ -154,7 +154,7 @@ public class PropertyTests
             from ip in Gen.Int[1, 65535]
             from mode in Gen.OneOfConst(SnatMode.Snat, SnatMode.Masquerade, SnatMode.None)
             from snat in addr
-            from desc in Gen.Char[' ', '\u07ff'].Array[0, 64].Select(a => new string(a))
+            from desc in Gen.Char[' ', '\u07ff'].Array[0, 60].Select(a => new string(a))
             from span in Gen.Frequency((3, Gen.Const(0)), (1, Gen.Int[1, 500]))
             from shifted in Gen.Bool
             from iface in Gen.Frequency((2, Gen.Const((string?)null)), (1, Gen.OneOfConst<string?>("eth0", "wan+", "br-lan.10")))

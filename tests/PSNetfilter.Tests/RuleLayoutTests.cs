@@ -29,9 +29,9 @@ public class RuleLayoutTests
         Assert.Equal(
             new[]
             {
-                "nat/PSNF-PRE-U14E/Dnat: -p udp -m udp --dport 5353 -m addrtype --dst-type LOCAL -m comment --comment psnf:v1:dns:dnat:masq:bG9jYWwgZG5z -j DNAT --to-destination 198.51.100.10:53",
-                "nat/PSNF-POST-14E/Snat: -d 198.51.100.10/32 -p udp -m udp --dport 53 -m conntrack --ctstate DNAT --ctorigdstport 5353 -m comment --comment psnf:v1:dns:snat -j MASQUERADE",
-                "filter/PSNF-FWD-14E/Forward: -m conntrack --ctstate DNAT --ctproto udp --ctorigdstport 5353 --ctreplsrc 198.51.100.10/32 --ctreplsrcport 53 -m comment --comment psnf:v1:dns:fwd -j ACCEPT",
+                "nat/PSNF-PRE-U14E/Dnat: -p udp -m udp --dport 5353 -m addrtype --dst-type LOCAL -m comment --comment psnf:v1:dns:dnat:masq:bG9jYWwgZG5z:D -j DNAT --to-destination 198.51.100.10:53",
+                "nat/PSNF-POST-14E/Snat: -d 198.51.100.10/32 -p udp -m udp --dport 53 -m conntrack --ctstate DNAT --ctorigdstport 5353 -m comment --comment psnf:v1:dns:snat:D -j MASQUERADE",
+                "filter/PSNF-FWD-14E/Forward: -m conntrack --ctstate DNAT --ctproto udp --ctorigdstport 5353 --ctreplsrc 198.51.100.10/32 --ctreplsrcport 53 -m comment --comment psnf:v1:dns:fwd:D -j ACCEPT",
             },
             Specs(Defs.Dns));
     }
@@ -85,7 +85,7 @@ public class RuleLayoutTests
         Assert.Equal(RuleLayout.PostRouting, RuleLayout.HookFor(RuleRole.Snat));
         Assert.Equal(RuleLayout.Forward, RuleLayout.HookFor(RuleRole.Forward));
         Assert.Equal("psnf:v1:web:snat", RuleLayout.Tag("web", "snat"));
-        Assert.Equal("psnf:v1:dns:dnat:masq:bG9jYWwgZG5z", RuleLayout.DnatTag(Defs.Dns));
+        Assert.Equal("psnf:v1:dns:dnat:masq:bG9jYWwgZG5z:D", RuleLayout.DnatTag(Defs.Dns));
         Assert.Equal("psnf:v1:web:dnat:snat:", RuleLayout.DnatTag(Defs.Web));
         Assert.Equal("psnf:v1:ssh.direct:dnat:none:", RuleLayout.DnatTag(Defs.SshDirect));
         var ex = Assert.Throws<PortForwardValidationException>(() => RuleLayout.Tag("a b", "snat"));
@@ -180,11 +180,11 @@ public class RuleLayoutTests
         Assert.Equal(
             new[]
             {
-                "nat/PSNF-PRE-U1F4/Dnat: -s 10.0.0.7/32 -i wan+ -p udp -m udp --dport 8000:8010 -m addrtype --dst-type LOCAL -m comment --comment psnf:v1:rng:dnat:masq::L -j DNAT --to-destination 198.51.100.10:9000-9010/8000",
-                "nat/PSNF-PRE-U1F4/Dnat: -s 192.0.2.0/24 -i wan+ -p udp -m udp --dport 8000:8010 -m addrtype --dst-type LOCAL -m comment --comment psnf:v1:rng:dnat:masq::L -j DNAT --to-destination 198.51.100.10:9000-9010/8000",
-                "nat/PSNF-OUT-U1F4/Local: -p udp -m udp --dport 8000:8010 -m addrtype --dst-type LOCAL -m comment --comment psnf:v1:rng:local -j DNAT --to-destination 198.51.100.10:9000-9010/8000",
-                "nat/PSNF-POST-1F4/Snat: -d 198.51.100.10/32 -p udp -m udp --dport 9000:9010 -m conntrack --ctstate DNAT --ctorigdstport 8000:8010 -m comment --comment psnf:v1:rng:snat -j MASQUERADE",
-                "filter/PSNF-FWD-1F4/Forward: -m conntrack --ctstate DNAT --ctproto udp --ctorigdstport 8000:8010 --ctreplsrc 198.51.100.10/32 --ctreplsrcport 9000:9010 -m comment --comment psnf:v1:rng:fwd -j ACCEPT",
+                "nat/PSNF-PRE-U1F4/Dnat: -s 10.0.0.7/32 -i wan+ -p udp -m udp --dport 8000:8010 -m addrtype --dst-type LOCAL -m comment --comment psnf:v1:rng:dnat:masq::LIS2 -j DNAT --to-destination 198.51.100.10:9000-9010/8000",
+                "nat/PSNF-PRE-U1F4/Dnat: -s 192.0.2.0/24 -i wan+ -p udp -m udp --dport 8000:8010 -m addrtype --dst-type LOCAL -m comment --comment psnf:v1:rng:dnat:masq::LIS2 -j DNAT --to-destination 198.51.100.10:9000-9010/8000",
+                "nat/PSNF-OUT-U1F4/Local: -p udp -m udp --dport 8000:8010 -m addrtype --dst-type LOCAL -m comment --comment psnf:v1:rng:local:LIS2 -j DNAT --to-destination 198.51.100.10:9000-9010/8000",
+                "nat/PSNF-POST-1F4/Snat: -d 198.51.100.10/32 -p udp -m udp --dport 9000:9010 -m conntrack --ctstate DNAT --ctorigdstport 8000:8010 -m comment --comment psnf:v1:rng:snat:LIS2 -j MASQUERADE",
+                "filter/PSNF-FWD-1F4/Forward: -m conntrack --ctstate DNAT --ctproto udp --ctorigdstport 8000:8010 --ctreplsrc 198.51.100.10/32 --ctreplsrcport 9000:9010 -m comment --comment psnf:v1:rng:fwd:LIS2 -j ACCEPT",
             },
             Specs(d));
     }
@@ -308,16 +308,16 @@ public class RuleLayoutTests
     }
 
     [Fact]
-    public void Description_limit_is_128_utf8_bytes()
+    public void Description_limit_is_120_utf8_bytes()
     {
         var ip = Defs.Ip("198.51.100.10");
-        var ascii128 = new string('x', 128);
-        var twoByte64 = new string('é', 64); // 128 bytes
-        Assert.Equal(ascii128, PortForwardDefinition.Create("d", Protocol.Tcp, null, 80, ip, null, SnatMode.None, null, ascii128).Description);
-        Assert.Equal(128, Encoding.UTF8.GetByteCount(twoByte64));
-        Assert.Equal(twoByte64, RoundTrip(PortForwardDefinition.Create("d", Protocol.Tcp, null, 80, ip, null, SnatMode.None, null, twoByte64)).Description);
+        var ascii120 = new string('x', 120);
+        var twoByte60 = new string('é', 60); // 120 bytes
+        Assert.Equal(ascii120, PortForwardDefinition.Create("d", Protocol.Tcp, null, 80, ip, null, SnatMode.None, null, ascii120).Description);
+        Assert.Equal(120, Encoding.UTF8.GetByteCount(twoByte60));
+        Assert.Equal(twoByte60, RoundTrip(PortForwardDefinition.Create("d", Protocol.Tcp, null, 80, ip, null, SnatMode.None, null, twoByte60)).Description);
 
-        foreach (var tooLong in new[] { new string('x', 129), new string('é', 64) + "x", new string('€', 43) /* 129 bytes */ })
+        foreach (var tooLong in new[] { new string('x', 121), new string('é', 60) + "x", new string('€', 41) /* 123 bytes */ })
         {
             var ex = Assert.Throws<PortForwardValidationException>(() => PortForwardDefinition.Create("d", Protocol.Tcp, null, 80, ip, null, SnatMode.None, null, tooLong));
             Assert.Equal("DescriptionTooLong", ex.ErrorId);
@@ -328,7 +328,9 @@ public class RuleLayoutTests
     public void Longest_dnat_comment_fits_the_kernel_limit()
     {
         var name = new string('n', PortForwardDefinition.MaxNameLength);
-        var def = PortForwardDefinition.Create(name, Protocol.Tcp, null, 80, Defs.Ip("198.51.100.10"), null, SnatMode.Masquerade, null, new string('\u00e9', 64));
+        var sources = Enumerable.Range(0, PortForwardDefinition.MaxSources).Select(i => new System.Net.IPNetwork(Defs.Ip($"10.0.{i}.0"), 24)).ToList();
+        var def = PortForwardDefinition.Create(name, Protocol.Tcp, null, 80, Defs.Ip("198.51.100.10"), null, SnatMode.Masquerade, null, new string('\u00e9', 60),
+            new ForwardExtras(SourceAddresses: sources, InInterface: "eth0", IncludeLocal: true));
         var tag = RuleLayout.DnatTag(def);
         Assert.True(tag.Length <= 255, $"comment is {tag.Length} bytes; the kernel keeps 255");
         Assert.Equal(def, RoundTrip(def));

@@ -218,7 +218,17 @@ public sealed class PortForwardManager
             }
 
             var old = byName.TryGetValue(def.Name, out var same) ? same.FirstOrDefault(f => f.Family == def.Family) ?? same[0] : null;
-            var complete = old is not null && old.MissingRules.Count == 0 && old.DuplicateRules.Count == 0;
+            var complete = old is not null && old.IsComplete;
+            if (old is not null && old.DefinitionPartial && SameDefinition(old, def))
+            {
+                _observer.Failed(new NetfilterException(
+                    "PortForwardDefinitionLost",
+                    FailureKind.InvalidData,
+                    $"Port forward '{def.Name}' cannot be made whole from what is left of it ({old.Status}): its source allow-list, interface or description were in the rules that are gone, and re-creating it without them could open it to more than before. Run New-PortForward with its full definition and -Force.",
+                    def.Name));
+                continue;
+            }
+
             if (old is not null && old.Definition.Equals(def) && complete)
             {
                 session.Batch[def.Name] = def;

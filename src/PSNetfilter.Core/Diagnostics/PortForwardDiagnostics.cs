@@ -69,18 +69,20 @@ public static class PortForwardDiagnostics
         foreach (var f in input.Forwards)
         {
             var ruleset = input.Snapshot.Rulesets[f.Family];
-            if (f.MissingRules.Count > 0 || f.DuplicateRules.Count > 0)
+            if (!f.IsComplete)
             {
-                findings.Add(new(f.Name, f.MissingRules.Count > 0 ? FindingSeverity.Error : FindingSeverity.Warning, "Drift",
+                findings.Add(new(f.Name, f.MissingRules.Count > 0 || f.UnreachableRules.Count > 0 ? FindingSeverity.Error : FindingSeverity.Warning, "Drift",
                     $"Forward '{f.Name}' is {f.Status}.",
                     "Its kernel rules were changed outside PSNetfilter (deleted or added by hand, or by a firewall reload).",
-                    $"Get-PortForward -Name '{f.Name}'{Ns(f)} | New-PortForward -Force{Ns(f)} restores it whole."));
+                    f.DefinitionPartial
+                        ? $"New-PortForward -Name '{f.Name}' -Force{Ns(f)} with its full definition (source allow-list, interface, description) restores it whole."
+                        : $"Get-PortForward -Name '{f.Name}'{Ns(f)} | New-PortForward -Force{Ns(f)} restores it whole."));
             }
 
             var filter = ruleset.Table("filter");
             var policy = filter.GetChain("FORWARD")?.Policy;
             var hasJump = ChangePlanner.HasJump(filter, RuleLayout.Forward);
-            if (policy is "DROP" or "REJECT" && (!hasJump || f.MissingRules.Contains(RuleRole.Forward)))
+            if (policy is "DROP" or "REJECT" && (!hasJump || f.MissingRules.Contains(RuleRole.Forward) || f.UnreachableRules.Contains(RuleRole.Forward)))
             {
                 findings.Add(new(f.Name, FindingSeverity.Error, "ForwardPolicyDrop",
                     "The FORWARD policy is DROP and nothing accepts this forward's traffic.",

@@ -64,12 +64,24 @@ public sealed class PortForward
     /// <summary>Roles that have more than one rule in the kernel (drift).</summary>
     public IReadOnlyList<RuleRole> DuplicateRules { get; init; } = Array.Empty<RuleRole>();
 
-    /// <summary>"Complete", or which rules are missing / duplicated.</summary>
+    /// <summary>Roles whose rule sits in a module chain that no jump leads to any more (a jump deleted by hand).</summary>
+    public IReadOnlyList<RuleRole> UnreachableRules { get; init; } = Array.Empty<RuleRole>();
+
+    /// <summary>True when every rule is there once and reached.</summary>
+    public bool IsComplete => MissingRules.Count == 0 && DuplicateRules.Count == 0 && UnreachableRules.Count == 0;
+
+    /// <summary>
+    /// True when the rules that held the source allow-list, interface or description are gone, so this object
+    /// cannot say the whole definition: re-create it from the full definition, not from this object.
+    /// </summary>
+    internal bool DefinitionPartial { get; init; }
+
+    /// <summary>"Complete", or which rules are missing / duplicated / unreachable.</summary>
     public string Status
     {
         get
         {
-            if (MissingRules.Count == 0 && DuplicateRules.Count == 0)
+            if (IsComplete)
             {
                 return "Complete";
             }
@@ -83,6 +95,16 @@ public sealed class PortForward
             if (DuplicateRules.Count > 0)
             {
                 parts.Add("duplicated " + string.Join(", ", DuplicateRules));
+            }
+
+            if (UnreachableRules.Count > 0)
+            {
+                parts.Add("unreachable " + string.Join(", ", UnreachableRules) + " (a jump to its chain is gone)");
+            }
+
+            if (DefinitionPartial)
+            {
+                parts.Add("its allow-list, interface or description went with the missing rules");
             }
 
             return "Incomplete: " + string.Join("; ", parts);

@@ -16,7 +16,10 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
     public const int MaxNameLength = 64;
 
     /// <summary>The kernel limits a rule comment to 256 bytes; this keeps the tagged comment below it.</summary>
-    public const int MaxDescriptionBytes = 128;
+    public const int MaxDescriptionBytes = 120;
+
+    /// <summary>Most source networks a forward's allow-list may hold (one DNAT rule each).</summary>
+    public const int MaxSources = 64;
 
     private PortForwardDefinition(
         string name,
@@ -170,6 +173,11 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
             {
                 sources.Add(src);
             }
+        }
+
+        if (sources.Count > MaxSources)
+        {
+            throw new PortForwardValidationException("TooManySources", $"{sources.Count} source networks were given; at most {MaxSources} fit (one DNAT rule each). Use wider networks.", sources.Count);
         }
 
         sources.Sort((a, b) => string.CompareOrdinal(a.ToString(), b.ToString()));

@@ -78,10 +78,11 @@ public static class ForwardReader
             }
         }
 
+        var reach = new Reachability(ruleset);
         var forwards = new List<PortForward>(byName.Count);
         foreach (var (name, rules) in byName)
         {
-            var fwd = Rebuild(name, rules, ruleset.Family, networkNamespace, isPersisted?.Invoke(name) ?? false, warnings);
+            var fwd = Rebuild(name, rules, ruleset.Family, networkNamespace, isPersisted?.Invoke(name) ?? false, warnings, reach.IsReachable);
             if (fwd is not null)
             {
                 forwards.Add(fwd);
@@ -135,15 +136,15 @@ public static class ForwardReader
         RuleRole? role = parts[1] switch
         {
             "dnat" when parts.Length is 4 or 5 => RuleRole.Dnat,
-            "local" when parts.Length == 2 => RuleRole.Local,
-            "snat" when parts.Length == 2 => RuleRole.Snat,
-            "fwd" when parts.Length == 2 => RuleRole.Forward,
+            "local" when parts.Length is 2 or 3 => RuleRole.Local,
+            "snat" when parts.Length is 2 or 3 => RuleRole.Snat,
+            "fwd" when parts.Length is 2 or 3 => RuleRole.Forward,
             _ => null,
         };
         return role is null ? null : new OwnedRule(parts[0], role.Value, rule, options, parts);
     }
 
-    private static PortForward? Rebuild(string name, List<OwnedRule> rules, IpFamily family, string? ns, bool persisted, List<string> warnings)
+    private static PortForward? Rebuild(string name, List<OwnedRule> rules, IpFamily family, string? ns, bool persisted, List<string> warnings, Func<string, string, bool> reachable)
     {
         var dnats = rules.Where(r => r.Role == RuleRole.Dnat).ToList();
         var dnat = dnats.FirstOrDefault();
@@ -161,6 +162,16 @@ public static class ForwardReader
             var sources = new List<IPNetwork>();
             string? inInterface = null;
             var includeLocal = false;
+
+            // The flags say which DNAT-only parts the forward has; any of its rules carries them.
+            var flagText = dnat is not null ? (dnat.TagParts.Length == 5 ? dnat.TagParts[4] : string.Empty)
+                : rules.Select(r => r.TagParts.Length == 3 ? r.TagParts[2] : null).FirstOrDefault(t => t is not null);
+            (bool Local, bool Interface, bool Description, int Sources)? flags = null;
+            if (flagText is not null)
+            {
+                flags = RuleLayout.ParseFlags(flagText) ?? throw new FormatException("unknown flags " + flagText);
+            }
+            var partial = false;
             if (dnat is not null)
             {
                 protocol = ParseProtocol(dnat.Options["-p"]);
@@ -169,7 +180,7 @@ public static class ForwardReader
                 (internalAddr, internalPort, internalEnd) = ParseTarget(dnat.Options["--to-destination"]);
                 mode = RuleLayout.ParseModeCode(dnat.TagParts[2]) ?? throw new FormatException("unknown SNAT mode " + dnat.TagParts[2]);
                 description = RuleLayout.DecodeDescription(dnat.TagParts[3]);
-                includeLocal = dnat.TagParts.Length == 5 && dnat.TagParts[4] == RuleLayout.LocalFlag;
+                includeLocal = flags?.Local ?? false;
                 inInterface = dnat.Options.TryGetValue("-i", out var i) ? i : null;
                 foreach (var r in dnats)
                 {
@@ -206,6 +217,17 @@ public static class ForwardReader
                 return null;
             }
 
+            if (dnat is null)
+            {
+                // What only the DNAT rules held is gone; the flags on the other rules say whether there was any.
+                includeLocal = (flags?.Local ?? false) || rules.Any(r => r.Role == RuleRole.Local);
+                partial = flags is { } f0 && (f0.Interface || f0.Description || f0.Sources > 0);
+            }
+            else if (flags is { Sources: > 0 } f && sources.Count < f.Sources)
+            {
+                partial = true; // some of the allow-list's DNAT rules are gone
+            }
+
             IPAddress? snatAddress = null;
             if (mode == SnatMode.Snat && snat is not null && snat.Options.TryGetValue("--to-source", out var srcAddr))
             {
@@ -221,7 +243,7 @@ public static class ForwardReader
                 var count = rules.Count(r => r.Role == role);
                 var expected = role switch
                 {
-                    RuleRole.Dnat => Math.Max(1, sources.Count),
+                    RuleRole.Dnat => Math.Max(1, Math.Max(sources.Count, flags?.Sources ?? 0)),
                     RuleRole.Local => includeLocal ? 1 : 0,
                     RuleRole.Snat => mode == SnatMode.None ? 0 : 1,
                     _ => 1,
@@ -252,12 +274,73 @@ public static class ForwardReader
                 Bytes = bytes,
                 Persisted = persisted,
                 Rules = rules,
+                DefinitionPartial = partial,
+                UnreachableRules = rules.Where(r => !reachable(r.Table, r.Chain)).Select(r => r.Role).Distinct().ToList(),
             };
         }
         catch (Exception ex) when (ex is FormatException or KeyNotFoundException or PortForwardValidationException)
         {
             warnings.Add($"Ignoring the rules tagged '{name}' ({family}): they cannot be read back as a forward ({ex.Message}).");
             return null;
+        }
+    }
+
+    /// <summary>
+    /// Whether packets can reach a module chain: a hooked chain needs its jump in the built-in chain, a
+    /// dispatch chain a jump from a reachable module chain. A rule in an unreachable chain never matches.
+    /// </summary>
+    private sealed class Reachability
+    {
+        private readonly Ruleset _ruleset;
+        private readonly Dictionary<(string, string), bool> _known = new();
+        private Dictionary<(string Table, string Child), List<string>>? _parents;
+
+        public Reachability(Ruleset ruleset) => _ruleset = ruleset;
+
+        public bool IsReachable(string table, string chain)
+        {
+            if (_known.TryGetValue((table, chain), out var known))
+            {
+                return known;
+            }
+
+            _known[(table, chain)] = false; // cycle guard
+            bool result;
+            var hook = RuleLayout.Hooks.FirstOrDefault(h => h.Table == table && h.Chain == chain);
+            if (hook is not null)
+            {
+                result = ChangePlanner.HasJump(_ruleset.Table(table), hook);
+            }
+            else
+            {
+                _parents ??= BuildParents();
+                result = _parents.TryGetValue((table, chain), out var parents) && parents.Any(p => IsReachable(table, p));
+            }
+
+            _known[(table, chain)] = result;
+            return result;
+        }
+
+        private Dictionary<(string Table, string Child), List<string>> BuildParents()
+        {
+            var map = new Dictionary<(string, string), List<string>>();
+            foreach (var table in _ruleset.Tables)
+            {
+                foreach (var r in table.Rules.Where(r => r.Chain.StartsWith(RuleLayout.ChainPrefix, StringComparison.Ordinal)))
+                {
+                    if (RuleLayout.DispatchTarget(r.Spec) is { } child)
+                    {
+                        if (!map.TryGetValue((table.Name, child), out var list))
+                        {
+                            map[(table.Name, child)] = list = new List<string>();
+                        }
+
+                        list.Add(r.Chain);
+                    }
+                }
+            }
+
+            return map;
         }
     }
 

@@ -85,7 +85,7 @@ public static partial class RuleLayout
         if (d.IncludeLocal)
         {
             var local = DestinationMatch(d, proto, extPorts, inInterface: false);
-            local.AddRange(new[] { "-m", "comment", "--comment", Tag(d.Name, "local"), "-j", "DNAT", "--to-destination", DnatTarget(d) });
+            local.AddRange(new[] { "-m", "comment", "--comment", Tag(d.Name, "local") + FlagsSuffix(d), "-j", "DNAT", "--to-destination", DnatTarget(d) });
             rules.Add(Make(Output, RuleRole.Local, local, PathTo(Output, d.Protocol, d.ExternalPort, d.ExternalPortEnd)));
         }
 
@@ -100,7 +100,7 @@ public static partial class RuleLayout
                 snat.AddRange(new[] { "--ctorigdst", HostPrefix(d.ExternalAddress) });
             }
 
-            snat.AddRange(new[] { "--ctorigdstport", extPorts, "-m", "comment", "--comment", Tag(d.Name, "snat") });
+            snat.AddRange(new[] { "--ctorigdstport", extPorts, "-m", "comment", "--comment", Tag(d.Name, "snat") + FlagsSuffix(d) });
             if (d.SnatMode == SnatMode.Snat)
             {
                 snat.AddRange(new[] { "-j", "SNAT", "--to-source", d.SnatAddress!.ToString() });
@@ -124,7 +124,7 @@ public static partial class RuleLayout
         fwd.AddRange(new[]
         {
             "--ctorigdstport", extPorts, "--ctreplsrc", HostPrefix(d.InternalAddress), "--ctreplsrcport", intPorts,
-            "-m", "comment", "--comment", Tag(d.Name, "fwd"), "-j", "ACCEPT",
+            "-m", "comment", "--comment", Tag(d.Name, "fwd") + FlagsSuffix(d), "-j", "ACCEPT",
         });
         rules.Add(Make(Forward, RuleRole.Forward, fwd, PathTo(Forward, d.Protocol, d.ExternalPort, d.ExternalPortEnd)));
         return rules;
@@ -172,10 +172,40 @@ public static partial class RuleLayout
 
     /// <summary>The DNAT rule's tag also carries the SNAT mode and the base64url description.</summary>
     public static string DnatTag(PortForwardDefinition d) =>
-        Tag(d.Name, "dnat") + ":" + ModeCode(d.SnatMode) + ":" + EncodeDescription(d.Description) + (d.IncludeLocal ? ":" + LocalFlag : string.Empty);
+        Tag(d.Name, "dnat") + ":" + ModeCode(d.SnatMode) + ":" + EncodeDescription(d.Description) + FlagsSuffix(d);
 
-    /// <summary>Fifth part of a DNAT tag: the forward also has a nat/OUTPUT rule.</summary>
+    /// <summary>Flag of the tags: the forward also has a nat/OUTPUT rule.</summary>
     public const string LocalFlag = "L";
+
+    /// <summary>
+    /// The flags every rule of a forward carries as the last part of its tag, when the forward has any of the
+    /// parts that live only in its DNAT rules: L (a nat/OUTPUT rule), I (an in-interface), D (a description),
+    /// S&lt;n&gt; (n allowed source networks, one DNAT rule each). They let the reader tell a forward whose DNAT
+    /// rules are gone, or some of them, from one that never had those parts. Plain forwards carry none.
+    /// </summary>
+    public static string Flags(PortForwardDefinition d) =>
+        (d.IncludeLocal ? LocalFlag : string.Empty)
+        + (d.InInterface is null ? string.Empty : "I")
+        + (d.Description is null ? string.Empty : "D")
+        + (d.SourceAddresses.Count == 0 ? string.Empty : "S" + d.SourceAddresses.Count.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    private static string FlagsSuffix(PortForwardDefinition d) => Flags(d) is { Length: > 0 } f ? ":" + f : string.Empty;
+
+    /// <summary>Reads <see cref="Flags"/>; null when the text is not a flag string.</summary>
+    public static (bool Local, bool Interface, bool Description, int Sources)? ParseFlags(string flags)
+    {
+        var m = FlagsRegex().Match(flags);
+        if (!m.Success)
+        {
+            return null;
+        }
+
+        var sources = m.Groups[4].Success ? int.Parse(m.Groups[4].Value, System.Globalization.CultureInfo.InvariantCulture) : 0;
+        return (m.Groups[1].Success, m.Groups[2].Success, m.Groups[3].Success, sources);
+    }
+
+    [GeneratedRegex(@"^(L)?(I)?(D)?(?:S([1-9][0-9]{0,3}))?\z")]
+    private static partial Regex FlagsRegex();
 
     public static string ModeCode(SnatMode m) => m switch
     {

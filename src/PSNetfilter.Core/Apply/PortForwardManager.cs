@@ -64,6 +64,9 @@ public sealed class ChangeSession : IDisposable
 
     internal List<ChangeResult> Unchanged { get; } = new();
 
+    /// <summary>Forwarding sysctls read while the rulesets were read (null: not read or failed).</summary>
+    internal IReadOnlyDictionary<IpFamily, Task<bool?>> Forwarding { get; init; } = new Dictionary<IpFamily, Task<bool?>>();
+
     public void Dispose() => _lock.Dispose();
 }
 
@@ -179,14 +182,18 @@ public sealed class PortForwardManager
     }
 
     /// <summary>Takes the namespace lock and reads the live ruleset: the start of every change.</summary>
-    public async Task<ChangeSession> OpenAsync(CancellationToken ct)
+    /// <param name="readForwarding">Also read the forwarding sysctls, alongside the rulesets (for adds).</param>
+    public async Task<ChangeSession> OpenAsync(CancellationToken ct, bool readForwarding = false)
     {
         _host.EnsureUsable();
         var gate = await _host.LockAsync(ct).ConfigureAwait(false);
         try
         {
+            var forwarding = readForwarding
+                ? Families.ToDictionary(f => f, f => ReadForwardingAsync(f, ct))
+                : new Dictionary<IpFamily, Task<bool?>>();
             var snapshot = await ReadAsync(ct).ConfigureAwait(false);
-            return new ChangeSession(gate, snapshot);
+            return new ChangeSession(gate, snapshot) { Forwarding = forwarding };
         }
         catch
         {
@@ -205,6 +212,11 @@ public sealed class PortForwardManager
         // A name is unique across families; should a name exist in both (left by hand or by an interrupted
         // cross-family replace), the forward of the same family is the one compared and replaced.
         var byName = session.Snapshot.Forwards.GroupBy(f => f.Name, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+        var endpoints = new EndpointIndex();
+        foreach (var f in session.Snapshot.Forwards)
+        {
+            endpoints.Add(f.Definition);
+        }
         foreach (var def in definitions)
         {
             if (session.Batch.TryGetValue(def.Name, out var earlier))
@@ -245,9 +257,7 @@ public sealed class PortForwardManager
                 continue;
             }
 
-            var clash = session.Snapshot.Forwards.Where(f => f.Name != def.Name).Select(f => f.Definition)
-                .Concat(session.Batch.Values.Where(b => b.Name != def.Name))
-                .FirstOrDefault(o => Overlaps(o, def));
+            var clash = endpoints.FindOverlap(def);
             if (clash is not null)
             {
                 _observer.Failed(new NetfilterException(
@@ -265,6 +275,7 @@ public sealed class PortForwardManager
             }
 
             session.Batch[def.Name] = def;
+            endpoints.Add(def);
             session.Pending.Add(new PendingChange(def, old));
             _observer.Debug($"Plan: {(old is null ? "create" : "replace")} {Describe(def)}");
         }
@@ -274,9 +285,11 @@ public sealed class PortForwardManager
     public void PlanRemoves(ChangeSession session, IReadOnlyList<RemoveSelector> selectors)
     {
         var all = session.Snapshot.Forwards.OrderBy(f => f.Name, StringComparer.Ordinal).ToList();
+        var byName = all.ToLookup(f => f.Name, StringComparer.Ordinal);
+        var chosen = new HashSet<(string, IpFamily)>();
         foreach (var selector in selectors)
         {
-            var matches = all.Where(f => selector.Matches(f.Name)).ToList();
+            var matches = selector.IsLiteral ? byName[selector.Text].ToList() : all.Where(f => selector.Matches(f.Name)).ToList();
             if (matches.Count == 0 && selector.IsLiteral)
             {
                 var where = _host.NetworkNamespace is null ? "on this host" : $"in network namespace '{_host.NetworkNamespace}'";
@@ -286,7 +299,7 @@ public sealed class PortForwardManager
 
             foreach (var f in matches)
             {
-                if (session.Pending.Any(p => p.Old is not null && p.Old.Name == f.Name && p.Old.Family == f.Family))
+                if (!chosen.Add((f.Name, f.Family)))
                 {
                     continue;
                 }
@@ -387,7 +400,7 @@ public sealed class PortForwardManager
         // Forwarding is checked for every family the batch leaves forwards in, unchanged ones included, so a run
         // stopped before this point is repaired by the next one.
         var families = results.Where(r => r.Kind != ChangeKind.Removed).Select(r => r.Forward.Family).Distinct().ToList();
-        await EnsureForwardingAsync(families, CancellationToken.None).ConfigureAwait(false);
+        await EnsureForwardingAsync(session, families, CancellationToken.None).ConfigureAwait(false);
         foreach (var iface in results.Where(r => r.Kind != ChangeKind.Removed && r.Forward.Definition.IsLoopback).Select(r => r.Forward.InInterface!).Distinct(StringComparer.Ordinal))
         {
             var key = $"net.ipv4.conf.{iface.TrimEnd('+')}.route_localnet";
@@ -465,11 +478,24 @@ public sealed class PortForwardManager
         return defs;
     }
 
-    private async Task EnsureForwardingAsync(IEnumerable<IpFamily> families, CancellationToken ct)
+    private async Task<bool?> ReadForwardingAsync(IpFamily family, CancellationToken ct)
+    {
+        try
+        {
+            return await _host.IsForwardingEnabledAsync(family, ct).ConfigureAwait(false);
+        }
+        catch (NetfilterException)
+        {
+            return null; // read again, with its error, if it is needed
+        }
+    }
+
+    private async Task EnsureForwardingAsync(ChangeSession session, IEnumerable<IpFamily> families, CancellationToken ct)
     {
         foreach (var family in families)
         {
-            if (!await _host.IsForwardingEnabledAsync(family, ct).ConfigureAwait(false))
+            var known = session.Forwarding.TryGetValue(family, out var read) ? await read.ConfigureAwait(false) : null;
+            if (!(known ?? await _host.IsForwardingEnabledAsync(family, ct).ConfigureAwait(false)))
             {
                 await _host.EnableForwardingAsync(family, ct).ConfigureAwait(false);
                 _observer.Warning($"{NetfilterHost.ForwardingKey(family)} was 0: set it to 1 so that forwarded packets are routed. This runtime setting does not survive a reboot; Install-PortForwardService persists it with the forwards.");
@@ -487,6 +513,43 @@ public sealed class PortForwardManager
             && def.SnatMode == SnatMode.Snat
             && PortForwardDefinition.CreateFromKernel(def.Name, def.Protocol, def.ExternalAddress, def.ExternalPort, def.InternalAddress, def.InternalPort, SnatMode.Snat, null, def.Description,
                 new ForwardExtras(def.ExternalPortEnd, def.InternalPortEnd, def.SourceAddresses, def.InInterface, def.IncludeLocal)).Equals(old.Definition));
+
+    /// <summary>
+    /// The external endpoints of a namespace's forwards, indexed by family, protocol and port, so that checking
+    /// a batch of N new forwards for clashes costs about N lookups rather than N times the number of forwards.
+    /// </summary>
+    private sealed class EndpointIndex
+    {
+        private readonly Dictionary<(IpFamily, Protocol, int), List<PortForwardDefinition>> _singles = new();
+        private readonly List<PortForwardDefinition> _ranges = new();
+
+        public void Add(PortForwardDefinition d)
+        {
+            if (d.IsRange)
+            {
+                _ranges.Add(d);
+                return;
+            }
+
+            var key = (d.Family, d.Protocol, d.ExternalPort);
+            if (!_singles.TryGetValue(key, out var list))
+            {
+                _singles[key] = list = new List<PortForwardDefinition>(1);
+            }
+
+            list.Add(d);
+        }
+
+        /// <summary>A forward of another name that overlaps <paramref name="d"/>, if any.</summary>
+        public PortForwardDefinition? FindOverlap(PortForwardDefinition d)
+        {
+            IEnumerable<PortForwardDefinition> candidates = d.IsRange && d.ExternalPortEnd - d.ExternalPort > 4096
+                ? _singles.Values.SelectMany(l => l)
+                : Enumerable.Range(d.ExternalPort, d.ExternalPortEnd - d.ExternalPort + 1)
+                    .SelectMany(p => _singles.TryGetValue((d.Family, d.Protocol, p), out var l) ? l : Enumerable.Empty<PortForwardDefinition>());
+            return candidates.Concat(_ranges).FirstOrDefault(o => o.Name != d.Name && Overlaps(o, d));
+        }
+    }
 
     /// <summary>
     /// Two forwards overlap when a packet could match both: same family and protocol, intersecting external

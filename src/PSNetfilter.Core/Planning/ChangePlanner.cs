@@ -131,7 +131,8 @@ public static class ChangePlanner
 
         // Hooked chains go too when the family is left with nothing in them.
         var hooksDropped = new List<ChainHook>();
-        var remaining = state.Forwards.Count(f => !removes.Any(r => r.Name == f.Name)) + adds.Count;
+        var removedNames = removes.Select(r => r.Name).ToHashSet(StringComparer.Ordinal);
+        var remaining = state.Forwards.Count(f => !removedNames.Contains(f.Name)) + adds.Count;
         if (remaining == 0 && removes.Count > 0)
         {
             foreach (var hook in RuleLayout.Hooks)

@@ -159,7 +159,7 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet
                     continue;
                 }
 
-                using var session = Run(ct => manager.OpenAsync(ct));
+                using var session = Run(ct => manager.OpenAsync(ct, readForwarding: true));
                 manager.PlanAdds(session, definitions, Force);
                 Flush();
                 var results = Run(ct => manager.CommitAsync(session, ct));

@@ -30,6 +30,7 @@ public sealed class PortForwardManagerTests : IDisposable
                 Backend = FakeProcessRunner.Backend,
                 LockDirectory = lockDir,
                 LockTimeout = TimeSpan.FromMilliseconds(300),
+                ProcReader = (_, path) => Task.FromResult(Runner.ReadProcSys(path)),
             };
             Manager = new PortForwardManager(Host, Observer);
         }
@@ -411,8 +412,9 @@ public sealed class PortForwardManagerTests : IDisposable
 
         Assert.Equal(expectWrite ? new[] { "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1" } : Array.Empty<string>(), rig.Runner.SysctlWrites);
         Assert.Equal(expectWrite ? 2 : 0, rig.Observer.Warnings.Count(w => w.Contains("was 0", StringComparison.Ordinal)));
-        var reads = rig.Runner.Requests.Where(r => Path.GetFileName(r.Program) == "sysctl" && r.Arguments[0] == "-n").Select(r => r.Arguments[1]);
-        Assert.Equal(new[] { "net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding" }, reads);
+        // Read in-process from /proc/sys (no sysctl process), written with sysctl -w.
+        Assert.Equal(new[] { "/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding" }, rig.Runner.ProcReads.Distinct().Order(StringComparer.Ordinal));
+        Assert.DoesNotContain(rig.Runner.Requests, r => Path.GetFileName(r.Program) == "sysctl" && r.Arguments[0] == "-n");
     }
 
     [Fact]

@@ -39,6 +39,9 @@ public sealed partial class NetfilterHost
 
     public TimeSpan LockTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>Reads a /proc file as the namespace sees it (tests swap in a fake).</summary>
+    public Func<string?, string, Task<string>> ProcReader { get; init; } = NamespaceSocket.ReadFileAsync;
+
     /// <summary>Root, a valid and existing namespace: checked before anything runs.</summary>
     public void EnsureUsable()
     {
@@ -199,9 +202,17 @@ public sealed partial class NetfilterHost
     /// <summary>Whether the namespace routes packets of <paramref name="family"/> (net.ipv4.ip_forward / net.ipv6.conf.all.forwarding).</summary>
     public async Task<bool> IsForwardingEnabledAsync(IpFamily family, CancellationToken ct)
     {
-        var sysctl = ExecutableLocator.Require("sysctl", "procps");
-        var result = await RunCheckedAsync(new ProcessRequest(sysctl, new[] { "-n", ForwardingKey(family) }), ct).ConfigureAwait(false);
-        return result.StandardOutput.Trim() == "1";
+        // Read in-process from /proc/sys/net as the namespace sees it (no sysctl process on the hot path).
+        var path = "/proc/sys/" + ForwardingKey(family).Replace('.', '/');
+        _log($"Reading {path}" + (NetworkNamespace is null ? string.Empty : $" in network namespace {NetworkNamespace}"));
+        try
+        {
+            return (await ProcReader(NetworkNamespace, path).WaitAsync(ct).ConfigureAwait(false)).Trim() == "1";
+        }
+        catch (IOException ex)
+        {
+            throw new NetfilterException("SysctlReadFailed", FailureKind.OperationFailed, $"Cannot read {path}: {ex.Message}", path, ex);
+        }
     }
 
     public async Task EnableForwardingAsync(IpFamily family, CancellationToken ct)

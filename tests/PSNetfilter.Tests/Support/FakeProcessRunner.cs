@@ -48,6 +48,17 @@ internal sealed class FakeProcessRunner : IProcessRunner
         ["net.ipv6.conf.all.forwarding"] = "1",
     };
 
+    /// <summary>/proc/sys reads, answered from <see cref="Sysctl"/> and recorded in <see cref="ProcReads"/>.</summary>
+    public string ReadProcSys(string path)
+    {
+        ProcReads.Add(path);
+        var key = path["/proc/sys/".Length..].Replace('/', '.');
+        return Sysctl.TryGetValue(key, out var v) ? v + "\n" : throw new IOException($"cannot read {path}");
+    }
+
+    /// <summary>Every /proc/sys path read in-process.</summary>
+    public List<string> ProcReads { get; } = new();
+
     /// <summary>Every request, as the core made it (with <c>ip netns exec NS</c> when a namespace is set).</summary>
     public List<ProcessRequest> Requests { get; } = new();
 

@@ -48,18 +48,6 @@ public sealed class InstallPortForwardServiceCommand : PSNetfilterCmdlet
     [Parameter]
     public SwitchParameter NoStart { get; set; }
 
-    protected override void BeginProcessing()
-    {
-        try
-        {
-            SystemChecks.RequireRoot();
-        }
-        catch (NetfilterException ex)
-        {
-            ThrowFailure(ex);
-        }
-    }
-
     protected override void ProcessRecord()
     {
         if (ParameterSetName != ObjectSet || InputObject is null)

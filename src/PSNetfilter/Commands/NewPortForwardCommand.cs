@@ -107,14 +107,7 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet
     protected override void BeginProcessing()
     {
         _commandLine = new HashSet<string>(MyInvocation.BoundParameters.Keys, StringComparer.OrdinalIgnoreCase);
-        try
-        {
-            SystemChecks.RequireRoot();
-        }
-        catch (NetfilterException ex)
-        {
-            ThrowFailure(ex);
-        }
+        base.BeginProcessing();
     }
 
     protected override void ProcessRecord()

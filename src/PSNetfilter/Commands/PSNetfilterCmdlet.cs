@@ -74,6 +74,19 @@ public abstract class PSNetfilterCmdlet : PSCmdlet, IChangeObserver
         }
     }
 
+    /// <summary>Every cmdlet reads or changes netfilter state, which needs root: say so before any input is read.</summary>
+    protected override void BeginProcessing()
+    {
+        try
+        {
+            SystemChecks.RequireRoot();
+        }
+        catch (NetfilterException ex)
+        {
+            ThrowFailure(ex);
+        }
+    }
+
     protected override void StopProcessing() => _stopping.Cancel();
 
     /// <summary>A non-terminating error for one item.</summary>

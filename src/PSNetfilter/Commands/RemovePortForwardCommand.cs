@@ -35,18 +35,6 @@ public sealed class RemovePortForwardCommand : PSNetfilterCmdlet
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
-    protected override void BeginProcessing()
-    {
-        try
-        {
-            SystemChecks.RequireRoot();
-        }
-        catch (NetfilterException ex)
-        {
-            ThrowFailure(ex);
-        }
-    }
-
     protected override void ProcessRecord()
     {
         try

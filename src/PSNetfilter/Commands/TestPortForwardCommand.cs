@@ -34,18 +34,6 @@ public sealed class TestPortForwardCommand : PSNetfilterCmdlet
     [Parameter]
     public SwitchParameter NoConnect { get; set; }
 
-    protected override void BeginProcessing()
-    {
-        try
-        {
-            SystemChecks.RequireRoot();
-        }
-        catch (NetfilterException ex)
-        {
-            ThrowFailure(ex);
-        }
-    }
-
     protected override void ProcessRecord()
     {
         if (ParameterSetName == ObjectSet)

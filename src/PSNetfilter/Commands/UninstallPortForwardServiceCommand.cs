@@ -30,18 +30,6 @@ public sealed class UninstallPortForwardServiceCommand : PSNetfilterCmdlet
     [Parameter]
     public SwitchParameter RemoveForwards { get; set; }
 
-    protected override void BeginProcessing()
-    {
-        try
-        {
-            SystemChecks.RequireRoot();
-        }
-        catch (NetfilterException ex)
-        {
-            ThrowFailure(ex);
-        }
-    }
-
     protected override void ProcessRecord()
     {
         try

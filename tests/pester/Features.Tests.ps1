@@ -317,6 +317,23 @@ Describe $FeaturesTitle -Skip:([bool]$FeaturesSkipReason) {
             $c[0].Reply | Should -BeExactly (Hello $script:gwIn tcp 8300)
             $c[1].Reply | Should -BeExactly (Hello $script:gwIn tcp 8301)
         }
+
+        It 'with -NoSnat, masquerades only hairpin clients (-IncludeLocal): internal hosts get through, outside clients keep their address' {
+            $h = New-PortForward @script:At -Name nosnat-local -ExternalPort 8302 -InternalPort 7000 -NoSnat -IncludeLocal
+            $n = New-PortForward @script:At -Name nosnat-plain -ExternalPort 8303 -InternalPort 7000 -NoSnat
+            $h.Change | Should -Be 'Created'
+            $n.Change | Should -Be 'Created'
+            (Get-PortForward -NetworkNamespace $script:gw -Name nosnat-local).Status | Should -Be 'Complete'
+            @(Invoke-InGateway @('iptables', '-t', 'nat', '-S') | Where-Object { $_ -match 'psnf:v1:nosnat-local:hairpin' }).Count | Should -Be 1
+
+            $s = Invoke-Probe @((T 8302), (T 8303)) -From Server
+            $s[0].Reply | Should -BeExactly (Hello $script:gwIn tcp 7000) -Because 'the hairpin rule masquerades the internal client, so the reply goes back through the gateway'
+            $s[1].Success | Should -BeFalse -Because 'without it the server answers itself directly and the connection never completes'
+            $c = Invoke-Probe @((T 8302))
+            $c[0].Reply | Should -BeExactly (Hello $script:client tcp 7000) -Because '-NoSnat still keeps outside clients'' addresses'
+            (New-PortForward @script:At -Name nosnat-local -ExternalPort 8302 -InternalPort 7000 -NoSnat -IncludeLocal).Change | Should -Be 'Unchanged'
+            Remove-PortForward -NetworkNamespace $script:gw -Name nosnat-local, nosnat-plain
+        }
     }
 
     Context 'loopback target (-InternalAddress 127.0.0.1)' {

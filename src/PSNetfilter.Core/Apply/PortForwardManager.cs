@@ -411,6 +411,35 @@ public sealed class PortForwardManager
         return results;
     }
 
+    /// <summary>The gateway's network on the interface towards <paramref name="internalAddress"/> (its source address and prefix).</summary>
+    private IPNetwork HairpinNetworkFor(IPAddress internalAddress, IReadOnlyDictionary<IPAddress, (IPAddress? Source, string? Device)> routes, IReadOnlyList<(string Device, IPAddress Address, int Prefix)> addresses)
+    {
+        if (routes.TryGetValue(internalAddress, out var route) && route.Source is not null)
+        {
+            foreach (var (device, address, prefix) in addresses)
+            {
+                if (address.Equals(route.Source) && (route.Device is null || device == route.Device))
+                {
+                    var bytes = address.GetAddressBytes();
+                    for (var i = 0; i < bytes.Length; i++)
+                    {
+                        var keep = Math.Clamp(prefix - (i * 8), 0, 8);
+                        bytes[i] &= (byte)(0xFF << (8 - keep));
+                    }
+
+                    return new IPNetwork(new IPAddress(bytes), prefix);
+                }
+            }
+        }
+
+        var where = _host.NetworkNamespace is null ? "this host" : $"network namespace '{_host.NetworkNamespace}'";
+        throw new NetfilterException(
+            "NoRouteToInternalAddress",
+            FailureKind.InvalidArgument,
+            $"{where} has no interface address on the route to {internalAddress}, so the network of hairpin clients for -IncludeLocal with -NoSnat is unknown. Add the route, or use source NAT.",
+            internalAddress);
+    }
+
     private async Task<(Ruleset, OwnedState)> ReadFamilyAsync(IpFamily family, CancellationToken ct)
     {
         var ruleset = await _host.SaveAsync(family, ct).ConfigureAwait(false);
@@ -438,11 +467,17 @@ public sealed class PortForwardManager
     /// </summary>
     public async Task<List<PortForwardDefinition>> ResolveAsync(IReadOnlyList<PortForwardRequest> requests, CancellationToken ct)
     {
-        var needRoute = requests.Where(r => r.NeedsRouteSource).Select(r => r.InternalAddress).Distinct().ToList();
-        IReadOnlyDictionary<IPAddress, IPAddress?> sources = new Dictionary<IPAddress, IPAddress?>();
+        var needRoute = requests.Where(r => r.NeedsRouteSource || r.NeedsHairpinNetwork).Select(r => r.InternalAddress).Distinct().ToList();
+        IReadOnlyDictionary<IPAddress, (IPAddress? Source, string? Device)> routes = new Dictionary<IPAddress, (IPAddress?, string?)>();
         if (needRoute.Count > 0)
         {
-            sources = await _host.GetRouteSourcesAsync(needRoute, ct).ConfigureAwait(false);
+            routes = await _host.GetRoutesAsync(needRoute, ct).ConfigureAwait(false);
+        }
+
+        IReadOnlyList<(string Device, IPAddress Address, int Prefix)> addresses = Array.Empty<(string, IPAddress, int)>();
+        if (requests.Any(r => r.NeedsHairpinNetwork))
+        {
+            addresses = await _host.GetInterfaceAddressesAsync(ct).ConfigureAwait(false);
         }
 
         var defs = new List<PortForwardDefinition>(requests.Count);
@@ -453,7 +488,7 @@ public sealed class PortForwardManager
                 IPAddress? snat = r.SnatAddress;
                 if (r.NeedsRouteSource)
                 {
-                    snat = sources.TryGetValue(r.InternalAddress, out var s) ? s : null;
+                    snat = routes.TryGetValue(r.InternalAddress, out var route) ? route.Source : null;
                     if (snat is null)
                     {
                         var where = _host.NetworkNamespace is null ? "this host" : $"network namespace '{_host.NetworkNamespace}'";
@@ -467,7 +502,14 @@ public sealed class PortForwardManager
                     _observer.Verbose($"SNAT source for {r.InternalAddress}: {snat} (ip route get).");
                 }
 
-                defs.Add(r.Build(snat));
+                IPNetwork? hairpin = null;
+                if (r.NeedsHairpinNetwork)
+                {
+                    hairpin = HairpinNetworkFor(r.InternalAddress, routes, addresses);
+                    _observer.Verbose($"Hairpin network for {r.InternalAddress}: {hairpin} (its clients are masqueraded).");
+                }
+
+                defs.Add(r.Build(snat, hairpin));
             }
             catch (NetfilterException ex)
             {

@@ -41,4 +41,7 @@ public enum RuleRole
 
     /// <summary>nat/PSNF-OUTPUT: DNAT of connections the gateway itself opens (-IncludeLocal).</summary>
     Local,
+
+    /// <summary>nat/PSNF-POSTROUTING: MASQUERADE of hairpin connections of a -NoSnat -IncludeLocal forward.</summary>
+    Hairpin,
 }

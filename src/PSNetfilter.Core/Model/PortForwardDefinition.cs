@@ -89,6 +89,13 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
     /// <summary>Also reachable from the gateway itself (nat/OUTPUT).</summary>
     public bool IncludeLocal { get; }
 
+    /// <summary>
+    /// For a -NoSnat forward with -IncludeLocal: the gateway's network towards the internal host. Connections
+    /// from there (hairpin: internal clients using the external address) are masqueraded, since the internal
+    /// host would otherwise answer them directly. Resolved from the routes; null otherwise.
+    /// </summary>
+    public IPNetwork? HairpinNetwork { get; private init; }
+
     public bool IsRange => ExternalPortEnd != ExternalPort;
 
     public bool IsLoopback => IPAddress.IsLoopback(InternalAddress);
@@ -244,7 +251,23 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
         name ??= DefaultName(protoName, externalAddress, externalPort, family == AddressFamily.InterNetworkV6);
         ValidateName(name);
 
-        return new PortForwardDefinition(name, protocol, externalAddress, externalPort, internalAddress, iport, snatMode, snatAddress, description, extEnd, intEnd, sources, inInterface, extras.IncludeLocal);
+        if (extras.HairpinNetwork is { } hairpin)
+        {
+            if (snatMode != SnatMode.None || !extras.IncludeLocal)
+            {
+                throw new PortForwardValidationException("HairpinNetworkConflict", "A hairpin network applies only to a -NoSnat forward with -IncludeLocal.", hairpin.ToString());
+            }
+
+            if (hairpin.BaseAddress.AddressFamily != internalAddress.AddressFamily)
+            {
+                throw new PortForwardValidationException("AddressFamilyMismatch", $"The hairpin network '{hairpin}' is not of the same family as InternalAddress '{internalAddress}'.", hairpin.ToString());
+            }
+        }
+
+        return new PortForwardDefinition(name, protocol, externalAddress, externalPort, internalAddress, iport, snatMode, snatAddress, description, extEnd, intEnd, sources, inInterface, extras.IncludeLocal)
+        {
+            HairpinNetwork = extras.HairpinNetwork,
+        };
     }
 
     /// <summary>
@@ -339,7 +362,8 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
         && InternalPortEnd == other.InternalPortEnd
         && SourceAddresses.SequenceEqual(other.SourceAddresses)
         && InInterface == other.InInterface
-        && IncludeLocal == other.IncludeLocal;
+        && IncludeLocal == other.IncludeLocal
+        && Equals(HairpinNetwork, other.HairpinNetwork);
 
     public override bool Equals(object? obj) => Equals(obj as PortForwardDefinition);
 
@@ -361,6 +385,7 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
         if (!SourceAddresses.SequenceEqual(other.SourceAddresses)) yield return $"SourceAddress {string.Join(",", other.SourceAddresses)} -> {string.Join(",", SourceAddresses)}";
         if (InInterface != other.InInterface) yield return $"InInterface {other.InInterface ?? "any"} -> {InInterface ?? "any"}";
         if (IncludeLocal != other.IncludeLocal) yield return $"IncludeLocal {other.IncludeLocal} -> {IncludeLocal}";
+        if (!Equals(HairpinNetwork, other.HairpinNetwork)) yield return $"HairpinNetwork {other.HairpinNetwork?.ToString() ?? "none"} -> {HairpinNetwork?.ToString() ?? "none"}";
     }
 
     private static void ValidatePort(int port, string parameterName)
@@ -502,7 +527,8 @@ public sealed record ForwardExtras(
     int? InternalPortEnd = null,
     IReadOnlyList<IPNetwork>? SourceAddresses = null,
     string? InInterface = null,
-    bool IncludeLocal = false)
+    bool IncludeLocal = false,
+    IPNetwork? HairpinNetwork = null)
 {
     public static readonly ForwardExtras None = new();
 }

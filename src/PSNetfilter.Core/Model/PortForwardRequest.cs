@@ -21,6 +21,9 @@ public sealed record PortForwardRequest(
     /// <summary>True when the SNAT address comes from the route to the internal address.</summary>
     public bool NeedsRouteSource => SnatMode == SnatMode.Snat && SnatAddress is null && !IPAddress.IsLoopback(InternalAddress);
 
+    /// <summary>True when a -NoSnat -IncludeLocal forward needs the gateway's network towards the internal host (hairpin).</summary>
+    public bool NeedsHairpinNetwork => EffectiveMode == SnatMode.None && (Extras?.IncludeLocal ?? false) && Extras?.HairpinNetwork is null && !IPAddress.IsLoopback(InternalAddress);
+
     /// <summary>A forward to a loopback address is delivered locally: the default source NAT mode becomes None.</summary>
     private SnatMode EffectiveMode => IsLoopbackDefault ? SnatMode.None : SnatMode;
 
@@ -32,6 +35,7 @@ public sealed record PortForwardRequest(
         Build(IsLoopbackDefault ? null : NeedsRouteSource ? (InternalAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? IPAddress.IPv6Loopback : IPAddress.Loopback) : SnatAddress);
 
     /// <summary>The definition with the resolved SNAT address.</summary>
-    public PortForwardDefinition Build(IPAddress? snatAddress) =>
-        PortForwardDefinition.Create(Name, Protocol, ExternalAddress, ExternalPort, InternalAddress, InternalPort, EffectiveMode, snatAddress, Description, Extras);
+    public PortForwardDefinition Build(IPAddress? snatAddress, IPNetwork? hairpinNetwork = null) =>
+        PortForwardDefinition.Create(Name, Protocol, ExternalAddress, ExternalPort, InternalAddress, InternalPort, EffectiveMode, snatAddress, Description,
+            hairpinNetwork is null ? Extras : (Extras ?? ForwardExtras.None) with { HairpinNetwork = hairpinNetwork });
 }

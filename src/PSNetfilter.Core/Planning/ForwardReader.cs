@@ -137,6 +137,7 @@ public static class ForwardReader
         {
             "dnat" when parts.Length is 4 or 5 => RuleRole.Dnat,
             "local" when parts.Length is 2 or 3 => RuleRole.Local,
+            "hairpin" when parts.Length is 2 or 3 => RuleRole.Hairpin,
             "snat" when parts.Length is 2 or 3 => RuleRole.Snat,
             "fwd" when parts.Length is 2 or 3 => RuleRole.Forward,
             _ => null,
@@ -234,17 +235,21 @@ public static class ForwardReader
                 snatAddress = ParseHost(srcAddr);
             }
 
-            var extras = new ForwardExtras(extEnd, internalEnd, sources, inInterface, includeLocal);
+            var hairpinRule = rules.FirstOrDefault(r => r.Role == RuleRole.Hairpin);
+            var hairpin = hairpinRule is not null && hairpinRule.Options.TryGetValue("-s", out var hs) ? PortForwardDefinition.ParseNetwork(hs) : (IPNetwork?)null;
+            var hasHairpin = (flagText is not null && (RuleLayout.ParseAllFlags(flagText)?.Hairpin ?? false)) || hairpinRule is not null;
+            var extras = new ForwardExtras(extEnd, internalEnd, sources, inInterface, includeLocal, mode == SnatMode.None && includeLocal ? hairpin : null);
             var def = PortForwardDefinition.CreateFromKernel(name, protocol, ext, extPort, internalAddr, internalPort, mode, snatAddress, description, extras);
             var missing = new List<RuleRole>();
             var dup = new List<RuleRole>();
-            foreach (var role in new[] { RuleRole.Dnat, RuleRole.Local, RuleRole.Snat, RuleRole.Forward })
+            foreach (var role in new[] { RuleRole.Dnat, RuleRole.Local, RuleRole.Snat, RuleRole.Hairpin, RuleRole.Forward })
             {
                 var count = rules.Count(r => r.Role == role);
                 var expected = role switch
                 {
                     RuleRole.Dnat => Math.Max(1, Math.Max(sources.Count, flags?.Sources ?? 0)),
                     RuleRole.Local => includeLocal ? 1 : 0,
+                    RuleRole.Hairpin => hasHairpin ? 1 : 0,
                     RuleRole.Snat => mode == SnatMode.None ? 0 : 1,
                     _ => 1,
                 };

@@ -53,7 +53,7 @@ public static partial class RuleLayout
     {
         RuleRole.Dnat => PreRouting,
         RuleRole.Local => Output,
-        RuleRole.Snat => PostRouting,
+        RuleRole.Snat or RuleRole.Hairpin => PostRouting,
         _ => Forward,
     };
 
@@ -111,6 +111,21 @@ public static partial class RuleLayout
             }
 
             rules.Add(Make(PostRouting, RuleRole.Snat, snat, PathTo(PostRouting, d.Protocol, d.ExternalPort, d.ExternalPortEnd)));
+        }
+
+        // nat/POSTROUTING, -NoSnat -IncludeLocal: hairpin clients (on the gateway's network towards the internal
+        // host) are masqueraded, or the internal host would answer them directly and they would drop the reply.
+        if (d.HairpinNetwork is { } hairpin)
+        {
+            var hp = new List<string> { "-s", NetworkSpec(hairpin), "-d", HostPrefix(d.InternalAddress), "-p", proto, "-m", proto, "--dport", intPorts };
+            hp.AddRange(new[] { "-m", "conntrack", "--ctstate", "DNAT" });
+            if (d.ExternalAddress is not null)
+            {
+                hp.AddRange(new[] { "--ctorigdst", HostPrefix(d.ExternalAddress) });
+            }
+
+            hp.AddRange(new[] { "--ctorigdstport", extPorts, "-m", "comment", "--comment", Tag(d.Name, "hairpin") + FlagsSuffix(d), "-j", "MASQUERADE" });
+            rules.Add(Make(PostRouting, RuleRole.Hairpin, hp, PathTo(PostRouting, d.Protocol, d.ExternalPort, d.ExternalPortEnd)));
         }
 
         // filter/FORWARD: the connection this forward DNATed, identified by its conntrack tuples, in both
@@ -180,19 +195,24 @@ public static partial class RuleLayout
     /// <summary>
     /// The flags every rule of a forward carries as the last part of its tag, when the forward has any of the
     /// parts that live only in its DNAT rules: L (a nat/OUTPUT rule), I (an in-interface), D (a description),
-    /// S&lt;n&gt; (n allowed source networks, one DNAT rule each). They let the reader tell a forward whose DNAT
+    /// H (a hairpin rule), S&lt;n&gt; (n allowed source networks, one DNAT rule each). They let the reader tell a forward whose DNAT
     /// rules are gone, or some of them, from one that never had those parts. Plain forwards carry none.
     /// </summary>
     public static string Flags(PortForwardDefinition d) =>
         (d.IncludeLocal ? LocalFlag : string.Empty)
         + (d.InInterface is null ? string.Empty : "I")
         + (d.Description is null ? string.Empty : "D")
+        + (d.HairpinNetwork is null ? string.Empty : "H")
         + (d.SourceAddresses.Count == 0 ? string.Empty : "S" + d.SourceAddresses.Count.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
     private static string FlagsSuffix(PortForwardDefinition d) => Flags(d) is { Length: > 0 } f ? ":" + f : string.Empty;
 
     /// <summary>Reads <see cref="Flags"/>; null when the text is not a flag string.</summary>
-    public static (bool Local, bool Interface, bool Description, int Sources)? ParseFlags(string flags)
+    public static (bool Local, bool Interface, bool Description, int Sources)? ParseFlags(string flags) =>
+        ParseAllFlags(flags) is { } f ? (f.Local, f.Interface, f.Description, f.Sources) : null;
+
+    /// <summary>As <see cref="ParseFlags"/>, with H (a hairpin rule).</summary>
+    public static (bool Local, bool Interface, bool Description, bool Hairpin, int Sources)? ParseAllFlags(string flags)
     {
         var m = FlagsRegex().Match(flags);
         if (!m.Success)
@@ -200,11 +220,11 @@ public static partial class RuleLayout
             return null;
         }
 
-        var sources = m.Groups[4].Success ? int.Parse(m.Groups[4].Value, System.Globalization.CultureInfo.InvariantCulture) : 0;
-        return (m.Groups[1].Success, m.Groups[2].Success, m.Groups[3].Success, sources);
+        var sources = m.Groups[5].Success ? int.Parse(m.Groups[5].Value, System.Globalization.CultureInfo.InvariantCulture) : 0;
+        return (m.Groups[1].Success, m.Groups[2].Success, m.Groups[3].Success, m.Groups[4].Success, sources);
     }
 
-    [GeneratedRegex(@"^(L)?(I)?(D)?(?:S([1-9][0-9]{0,3}))?\z")]
+    [GeneratedRegex(@"^(L)?(I)?(D)?(H)?(?:S([1-9][0-9]{0,3}))?\z")]
     private static partial Regex FlagsRegex();
 
     public static string ModeCode(SnatMode m) => m switch

@@ -156,25 +156,24 @@ public sealed partial class NetfilterHost
     /// The source address the kernel picks for traffic to each destination (<c>ip route get</c>'s prefsrc),
     /// for many destinations in one <c>ip -force -batch</c> process. A destination without a route maps to null.
     /// </summary>
-    public async Task<IReadOnlyDictionary<IPAddress, IPAddress?>> GetRouteSourcesAsync(IEnumerable<IPAddress> destinations, CancellationToken ct)
+    public async Task<IReadOnlyDictionary<IPAddress, IPAddress?>> GetRouteSourcesAsync(IEnumerable<IPAddress> destinations, CancellationToken ct) =>
+        (await GetRoutesAsync(destinations, ct).ConfigureAwait(false)).ToDictionary(kv => kv.Key, kv => kv.Value.Source);
+
+    /// <summary>
+    /// <c>ip route get</c> for many destinations in one <c>ip -force -batch</c> process: the source address the
+    /// kernel picks (prefsrc) and the outgoing device. A destination without a route maps to (null, null).
+    /// </summary>
+    public async Task<IReadOnlyDictionary<IPAddress, (IPAddress? Source, string? Device)>> GetRoutesAsync(IEnumerable<IPAddress> destinations, CancellationToken ct)
     {
         var wanted = destinations.Distinct().ToList();
-        var map = wanted.ToDictionary(d => d, _ => (IPAddress?)null);
+        var map = wanted.ToDictionary(d => d, _ => ((IPAddress?)null, (string?)null));
         if (wanted.Count == 0)
         {
             return map;
         }
 
-        var ip = ExecutableLocator.Require("ip", "iproute2");
-        var args = new List<string>();
-        if (NetworkNamespace is not null)
-        {
-            args.AddRange(new[] { "-n", NetworkNamespace });
-        }
-
-        args.AddRange(new[] { "-force", "-j", "-batch", "-" });
         var input = string.Concat(wanted.Select(d => $"route get {d}\n"));
-        var result = await RunRawAsync(new ProcessRequest(ip, args, input), inNamespace: false, ct).ConfigureAwait(false);
+        var result = await RunIpAsync(new[] { "-force", "-j", "-batch", "-" }, input, ct).ConfigureAwait(false);
         foreach (var line in result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             try
@@ -182,11 +181,11 @@ public sealed partial class NetfilterHost
                 using var doc = JsonDocument.Parse(line);
                 foreach (var route in doc.RootElement.EnumerateArray())
                 {
-                    if (route.TryGetProperty("dst", out var dst) && IPAddress.TryParse(dst.GetString(), out var d)
-                        && route.TryGetProperty("prefsrc", out var src) && IPAddress.TryParse(src.GetString(), out var a)
-                        && map.ContainsKey(d))
+                    if (route.TryGetProperty("dst", out var dst) && IPAddress.TryParse(dst.GetString(), out var d) && map.ContainsKey(d))
                     {
-                        map[d] = a;
+                        var src = route.TryGetProperty("prefsrc", out var p) && IPAddress.TryParse(p.GetString(), out var a) ? a : null;
+                        var dev = route.TryGetProperty("dev", out var v) ? v.GetString() : null;
+                        map[d] = (src, dev);
                     }
                 }
             }
@@ -197,6 +196,51 @@ public sealed partial class NetfilterHost
         }
 
         return map;
+    }
+
+    /// <summary>The networks of the namespace's interface addresses (<c>ip -j addr show</c>): device, address, prefix.</summary>
+    public async Task<IReadOnlyList<(string Device, IPAddress Address, int Prefix)>> GetInterfaceAddressesAsync(CancellationToken ct)
+    {
+        var result = await RunIpAsync(new[] { "-j", "addr", "show" }, null, ct).ConfigureAwait(false);
+        var list = new List<(string, IPAddress, int)>();
+        try
+        {
+            using var doc = JsonDocument.Parse(result.StandardOutput);
+            foreach (var link in doc.RootElement.EnumerateArray())
+            {
+                var dev = link.TryGetProperty("ifname", out var n) ? n.GetString() : null;
+                if (dev is null || !link.TryGetProperty("addr_info", out var infos))
+                {
+                    continue;
+                }
+
+                foreach (var info in infos.EnumerateArray())
+                {
+                    if (info.TryGetProperty("local", out var l) && IPAddress.TryParse(l.GetString(), out var a) && info.TryGetProperty("prefixlen", out var p))
+                    {
+                        list.Add((dev, a, p.GetInt32()));
+                    }
+                }
+            }
+        }
+        catch (JsonException)
+        {
+        }
+
+        return list;
+    }
+
+    private async Task<ProcessResult> RunIpAsync(IEnumerable<string> arguments, string? input, CancellationToken ct)
+    {
+        var ip = ExecutableLocator.Require("ip", "iproute2");
+        var args = new List<string>();
+        if (NetworkNamespace is not null)
+        {
+            args.AddRange(new[] { "-n", NetworkNamespace });
+        }
+
+        args.AddRange(arguments);
+        return await RunRawAsync(new ProcessRequest(ip, args, input), inNamespace: false, ct).ConfigureAwait(false);
     }
 
     /// <summary>Whether the namespace routes packets of <paramref name="family"/> (net.ipv4.ip_forward / net.ipv6.conf.all.forwarding).</summary>

@@ -77,4 +77,37 @@ public class DriftTests
         var f = Read(save);
         Assert.Equal(new[] { RuleRole.Forward }, f.UnreachableRules);
     }
+
+    private static readonly PortForwardDefinition Hairpinned = PortForwardDefinition.Create(
+        "hp", Protocol.Tcp, Defs.Ip("203.0.113.1"), 8302, Defs.Ip("198.51.100.10"), 7000, SnatMode.None, null, null,
+        new ForwardExtras(IncludeLocal: true, HairpinNetwork: new IPNetwork(Defs.Ip("198.51.100.0"), 24)));
+
+    [Fact]
+    public void A_nosnat_local_forward_has_a_hairpin_rule_that_reads_back()
+    {
+        var rules = RuleLayout.Render(Hairpinned);
+        var hairpin = Assert.Single(rules, r => r.Role == RuleRole.Hairpin);
+        Assert.StartsWith("-s 198.51.100.0/24 -d 198.51.100.10/32 -p tcp", hairpin.Spec, StringComparison.Ordinal);
+        Assert.EndsWith("--comment psnf:v1:hp:hairpin:LH -j MASQUERADE", hairpin.Spec, StringComparison.Ordinal);
+        Assert.DoesNotContain(rules, r => r.Role == RuleRole.Snat);
+        var f = Read(SaveText.Wrap(rules, normalize: true));
+        Assert.True(f.IsComplete);
+        Assert.Equal(Hairpinned, f.Definition);
+    }
+
+    [Fact]
+    public void A_missing_hairpin_rule_is_drift()
+    {
+        var save = Without(SaveText.Wrap(RuleLayout.Render(Hairpinned), normalize: true), l => l.Contains(":hairpin:", StringComparison.Ordinal));
+        Assert.Equal(new[] { RuleRole.Hairpin }, Read(save).MissingRules);
+    }
+
+    [Fact]
+    public void A_hairpin_network_needs_nosnat_and_include_local()
+    {
+        var ex = Assert.Throws<PortForwardValidationException>(() => PortForwardDefinition.Create(
+            "hp", Protocol.Tcp, null, 8302, Defs.Ip("198.51.100.10"), null, SnatMode.Masquerade, null, null,
+            new ForwardExtras(IncludeLocal: true, HairpinNetwork: new IPNetwork(Defs.Ip("198.51.100.0"), 24))));
+        Assert.Equal("HairpinNetworkConflict", ex.ErrorId);
+    }
 }

@@ -15,6 +15,8 @@
 
 Set-StrictMode -Version 3.0
 
+Import-Module (Join-Path $PSScriptRoot '../tests/support/TestProcess.psm1')
+
 $script:RepoRoot = Split-Path -Parent $PSScriptRoot
 $script:Invariant = [System.Globalization.CultureInfo]::InvariantCulture
 $script:ChildEnvironment = @{
@@ -30,13 +32,7 @@ function Get-BenchRepoRoot { $script:RepoRoot }
 
 function Resolve-BenchTool {
     param([Parameter(Mandatory)][string]$Name)
-    $cmd = Get-Command -Name $Name -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
-    if ($cmd) { return $cmd.Source }
-    foreach ($dir in '/usr/sbin', '/sbin', '/usr/bin', '/bin') {
-        $candidate = Join-Path $dir $Name
-        if (Test-Path -LiteralPath $candidate -PathType Leaf) { return $candidate }
-    }
-    throw "bench: '$Name' was not found."
+    Resolve-TestTool -Name $Name
 }
 
 function Invoke-BenchProcess {
@@ -52,49 +48,7 @@ function Invoke-BenchProcess {
         [double]$TimeoutSeconds = 120,
         [switch]$Check
     )
-    $psi = [System.Diagnostics.ProcessStartInfo]::new($FilePath)
-    foreach ($a in $ArgumentList) { $psi.ArgumentList.Add($a) }
-    $psi.UseShellExecute = $false
-    $psi.RedirectStandardOutput = $true
-    $psi.RedirectStandardError = $true
-    $psi.RedirectStandardInput = $true
-    foreach ($k in $script:ChildEnvironment.Keys) { $psi.Environment[$k] = $script:ChildEnvironment[$k] }
-    $sw = [System.Diagnostics.Stopwatch]::StartNew()
-    $p = [System.Diagnostics.Process]::Start($psi)
-    try {
-        $out = $p.StandardOutput.ReadToEndAsync()
-        $err = $p.StandardError.ReadToEndAsync()
-        if ($PSBoundParameters.ContainsKey('StandardInput') -and $null -ne $StandardInput) {
-            try { $p.StandardInput.Write($StandardInput) } catch { }
-        }
-        try { $p.StandardInput.Close() } catch { }
-        $timedOut = -not $p.WaitForExit([int]($TimeoutSeconds * 1000))
-        if ($timedOut) {
-            try { $p.Kill($true) } catch { }
-            [void]$p.WaitForExit(5000)
-        }
-        else {
-            $p.WaitForExit()
-        }
-        $stdout = $out.GetAwaiter().GetResult()
-        $stderr = $err.GetAwaiter().GetResult()
-        $sw.Stop()
-        $r = [pscustomobject]@{
-            ExitCode = if ($timedOut) { -1 } else { $p.ExitCode }
-            StdOut   = $stdout
-            StdErr   = $stderr
-            TimedOut = $timedOut
-            Elapsed  = $sw.Elapsed
-        }
-    }
-    finally {
-        $p.Dispose()
-    }
-    if ($Check -and $r.ExitCode -ne 0) {
-        $why = if ($r.TimedOut) { "timed out after $TimeoutSeconds s" } else { "exit code $($r.ExitCode)" }
-        throw "bench: '$FilePath $($ArgumentList -join ' ')' failed ($why): $($r.StdErr.Trim()) $($r.StdOut.Trim())".TrimEnd()
-    }
-    $r
+    Invoke-TestProcess @PSBoundParameters -Environment $script:ChildEnvironment
 }
 
 function Invoke-BenchProcessSet {

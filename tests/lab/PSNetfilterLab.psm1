@@ -21,6 +21,8 @@ $script:ServerScript = Join-Path $PSScriptRoot 'LabServer.ps1'
 $script:ProbeScript = Join-Path $PSScriptRoot 'LabProbe.ps1'
 
 # Child processes: no colours, no telemetry, no update checks.
+Import-Module (Join-Path $PSScriptRoot '../support/TestProcess.psm1')
+
 $script:ChildEnvironment = @{
     NO_COLOR                    = '1'
     POWERSHELL_TELEMETRY_OPTOUT = '1'
@@ -33,13 +35,7 @@ $script:ChildEnvironment = @{
 
 function Resolve-LabTool {
     param([Parameter(Mandatory)][string]$Name)
-    $cmd = Get-Command -Name $Name -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
-    if ($cmd) { return $cmd.Source }
-    foreach ($dir in '/usr/sbin', '/sbin', '/usr/bin', '/bin') {
-        $candidate = Join-Path $dir $Name
-        if (Test-Path -LiteralPath $candidate -PathType Leaf) { return $candidate }
-    }
-    throw "PSNetfilterLab: '$Name' was not found. Install it (apt-get install -y iptables iproute2) and run as root."
+    Resolve-TestTool -Name $Name -Hint 'Install it (apt-get install -y iptables iproute2) and run as root.'
 }
 
 function Get-LabPwshInvocation {
@@ -70,39 +66,7 @@ function Invoke-LabProcess {
         [string]$StandardInput,
         [double]$TimeoutSeconds = 60
     )
-    $psi = [System.Diagnostics.ProcessStartInfo]::new($FilePath)
-    foreach ($a in $ArgumentList) { $psi.ArgumentList.Add($a) }
-    $psi.UseShellExecute = $false
-    $psi.RedirectStandardOutput = $true
-    $psi.RedirectStandardError = $true
-    $psi.RedirectStandardInput = $true
-    foreach ($k in $script:ChildEnvironment.Keys) { $psi.Environment[$k] = $script:ChildEnvironment[$k] }
-    $p = [System.Diagnostics.Process]::Start($psi)
-    try {
-        $out = $p.StandardOutput.ReadToEndAsync()
-        $err = $p.StandardError.ReadToEndAsync()
-        if ($PSBoundParameters.ContainsKey('StandardInput') -and $null -ne $StandardInput) {
-            try { $p.StandardInput.Write($StandardInput) } catch { }
-        }
-        try { $p.StandardInput.Close() } catch { }
-        $timedOut = -not $p.WaitForExit([int]($TimeoutSeconds * 1000))
-        if ($timedOut) {
-            try { $p.Kill($true) } catch { }
-            [void]$p.WaitForExit(5000)
-        }
-        else {
-            $p.WaitForExit()   # flush the async readers
-        }
-        [pscustomobject]@{
-            ExitCode = if ($timedOut) { -1 } else { $p.ExitCode }
-            StdOut   = $out.GetAwaiter().GetResult()
-            StdErr   = $err.GetAwaiter().GetResult()
-            TimedOut = $timedOut
-        }
-    }
-    finally {
-        $p.Dispose()
-    }
+    Invoke-TestProcess @PSBoundParameters -Environment $script:ChildEnvironment
 }
 
 function Invoke-LabCommand {

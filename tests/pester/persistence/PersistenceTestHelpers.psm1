@@ -9,19 +9,15 @@
 
 Set-StrictMode -Version 3.0
 
+Import-Module (Join-Path $PSScriptRoot '../../support/TestProcess.psm1')
+
 $script:CacheRoot = '/var/cache/psnetfilter-test'
 
 #region processes
 
 function Resolve-PsnfpTool {
     param([Parameter(Mandatory)][string]$Name)
-    $cmd = Get-Command -Name $Name -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
-    if ($cmd) { return $cmd.Source }
-    foreach ($dir in '/usr/sbin', '/sbin', '/usr/bin', '/bin') {
-        $candidate = Join-Path $dir $Name
-        if (Test-Path -LiteralPath $candidate -PathType Leaf) { return $candidate }
-    }
-    throw "'$Name' was not found."
+    Resolve-TestTool -Name $Name
 }
 
 function Invoke-PsnfpProcess {
@@ -37,46 +33,10 @@ function Invoke-PsnfpProcess {
         [double]$TimeoutSeconds = 60,
         [switch]$Check
     )
-    $psi = [System.Diagnostics.ProcessStartInfo]::new($(if ($FilePath.Contains('/')) { $FilePath } else { Resolve-PsnfpTool $FilePath }))
-    foreach ($a in $ArgumentList) { $psi.ArgumentList.Add($a) }
-    $psi.UseShellExecute = $false
-    $psi.RedirectStandardOutput = $true
-    $psi.RedirectStandardError = $true
-    $psi.RedirectStandardInput = $true
-    $psi.Environment['LC_ALL'] = 'C'
-    foreach ($k in $Environment.Keys) { $psi.Environment[$k] = [string]$Environment[$k] }
-    $p = [System.Diagnostics.Process]::Start($psi)
-    try {
-        $out = $p.StandardOutput.ReadToEndAsync()
-        $err = $p.StandardError.ReadToEndAsync()
-        if ($PSBoundParameters.ContainsKey('StandardInput')) {
-            try { $p.StandardInput.Write($StandardInput) } catch { }
-        }
-        try { $p.StandardInput.Close() } catch { }
-        $timedOut = -not $p.WaitForExit([int]($TimeoutSeconds * 1000))
-        if ($timedOut) {
-            try { $p.Kill($true) } catch { }
-            [void]$p.WaitForExit(5000)
-        }
-        else {
-            $p.WaitForExit()
-        }
-        $r = [pscustomobject]@{
-            Command  = (@($psi.FileName) + $ArgumentList) -join ' '
-            ExitCode = if ($timedOut) { -1 } else { $p.ExitCode }
-            StdOut   = $out.GetAwaiter().GetResult()
-            StdErr   = $err.GetAwaiter().GetResult()
-            TimedOut = $timedOut
-        }
-        $r | Add-Member -NotePropertyName Output -NotePropertyValue ($r.StdOut + $r.StdErr)
-        if ($Check -and $r.ExitCode -ne 0) {
-            throw "'$($r.Command)' failed (exit $($r.ExitCode)$(if ($timedOut) { ', timed out' })): $($r.Output.Trim())"
-        }
-        $r
-    }
-    finally {
-        $p.Dispose()
-    }
+    $merged = @{ LC_ALL = 'C' }
+    foreach ($k in $Environment.Keys) { $merged[$k] = $Environment[$k] }
+    $PSBoundParameters['Environment'] = $merged
+    Invoke-TestProcess @PSBoundParameters
 }
 
 #endregion

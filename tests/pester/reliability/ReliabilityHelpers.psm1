@@ -9,6 +9,8 @@
 
 Set-StrictMode -Version 3.0
 
+Import-Module (Join-Path $PSScriptRoot '../../support/TestProcess.psm1')
+
 $script:Namespaces = [System.Collections.Generic.List[string]]::new()
 $script:Processes = [System.Collections.Generic.List[System.Diagnostics.Process]]::new()
 $script:TempDirectories = [System.Collections.Generic.List[string]]::new()
@@ -27,13 +29,7 @@ $script:ChildEnvironment = @{
 
 function Resolve-RelTool {
     param([Parameter(Mandatory)][string]$Name)
-    $cmd = Get-Command -Name $Name -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
-    if ($cmd) { return $cmd.Source }
-    foreach ($dir in '/usr/sbin', '/sbin', '/usr/bin', '/bin', '/usr/local/sbin') {
-        $candidate = Join-Path $dir $Name
-        if (Test-Path -LiteralPath $candidate -PathType Leaf) { return $candidate }
-    }
-    throw "ReliabilityHelpers: '$Name' was not found."
+    Resolve-TestTool -Name $Name
 }
 
 function Test-RelTool {
@@ -49,39 +45,7 @@ function Invoke-RelProcess {
         [string]$StandardInput,
         [double]$TimeoutSeconds = 60
     )
-    $psi = [System.Diagnostics.ProcessStartInfo]::new($FilePath)
-    foreach ($a in $ArgumentList) { $psi.ArgumentList.Add($a) }
-    $psi.UseShellExecute = $false
-    $psi.RedirectStandardOutput = $true
-    $psi.RedirectStandardError = $true
-    $psi.RedirectStandardInput = $true
-    $psi.Environment['LC_ALL'] = 'C'
-    $p = [System.Diagnostics.Process]::Start($psi)
-    try {
-        $out = $p.StandardOutput.ReadToEndAsync()
-        $err = $p.StandardError.ReadToEndAsync()
-        if ($PSBoundParameters.ContainsKey('StandardInput') -and $null -ne $StandardInput) {
-            try { $p.StandardInput.Write($StandardInput) } catch { }
-        }
-        try { $p.StandardInput.Close() } catch { }
-        $timedOut = -not $p.WaitForExit([int]($TimeoutSeconds * 1000))
-        if ($timedOut) {
-            try { $p.Kill($true) } catch { }
-            [void]$p.WaitForExit(5000)
-        }
-        else {
-            $p.WaitForExit()
-        }
-        [pscustomobject]@{
-            ExitCode = if ($timedOut) { -1 } else { $p.ExitCode }
-            StdOut   = $out.GetAwaiter().GetResult()
-            StdErr   = $err.GetAwaiter().GetResult()
-            TimedOut = $timedOut
-        }
-    }
-    finally {
-        $p.Dispose()
-    }
+    Invoke-TestProcess @PSBoundParameters -Environment @{ LC_ALL = 'C' }
 }
 
 function Invoke-RelInNamespace {

@@ -39,6 +39,26 @@ public interface IChangeObserver
     }
 }
 
+/// <summary>An observer for read-only callers with nowhere to write (tab completion): says no, writes nothing.</summary>
+public sealed class SilentObserver : IChangeObserver
+{
+    public static readonly SilentObserver Instance = new();
+
+    public bool ShouldProcess(string target, string action) => false;
+
+    public void Failed(NetfilterException error)
+    {
+    }
+
+    public void Verbose(string message)
+    {
+    }
+
+    public void Warning(string message)
+    {
+    }
+}
+
 /// <summary>Selects forwards to remove: a literal name (an error when it matches nothing) or a pattern.</summary>
 public sealed record RemoveSelector(string Text, Func<string, bool> Matches, bool IsLiteral);
 
@@ -104,23 +124,12 @@ public sealed class PortForwardManager
     public async Task<ForwardSnapshot> ReadAsync(CancellationToken ct)
     {
         _host.EnsureUsable();
-        var tasks = Families.Select(f => _host.SaveAsync(f, ct)).ToArray();
-        var rulesets = await Task.WhenAll(tasks).ConfigureAwait(false);
-        var states = new Dictionary<IpFamily, OwnedState>();
-        var byFamily = new Dictionary<IpFamily, Ruleset>();
-        foreach (var rs in rulesets)
+        var read = await Task.WhenAll(Families.Select(f => ReadFamilyAsync(f, ct))).ConfigureAwait(false);
+        return new ForwardSnapshot
         {
-            byFamily[rs.Family] = rs;
-            var state = ForwardReader.Read(rs, _host.NetworkNamespace, IsPersisted);
-            foreach (var w in state.Warnings)
-            {
-                _observer.Warning(w);
-            }
-
-            states[rs.Family] = state;
-        }
-
-        return new ForwardSnapshot { Rulesets = byFamily, States = states };
+            Rulesets = read.ToDictionary(r => r.Ruleset.Family, r => r.Ruleset),
+            States = read.ToDictionary(r => r.Ruleset.Family, r => r.State),
+        };
     }
 
     public async Task<IReadOnlyList<PortForward>> GetAsync(CancellationToken ct) =>
@@ -151,7 +160,7 @@ public sealed class PortForwardManager
         if (connect)
         {
             var probes = forwards.Where(f => f.Protocol == Protocol.Tcp)
-                .Select(async f => (f.Name, Ok: await NamespaceSocket.CanConnectAsync(_host.NetworkNamespace, new IPEndPoint(f.InternalAddress, f.InternalPort), TimeSpan.FromSeconds(2)).ConfigureAwait(false)))
+                .Select(async f => (f.Name, Ok: await NamespaceThread.CanConnectAsync(_host.NetworkNamespace, new IPEndPoint(f.InternalAddress, f.InternalPort), TimeSpan.FromSeconds(2)).ConfigureAwait(false)))
                 .ToList();
             foreach (var (name, ok) in await Task.WhenAll(probes).ConfigureAwait(false))
             {
@@ -440,10 +449,17 @@ public sealed class PortForwardManager
             internalAddress);
     }
 
-    private async Task<(Ruleset, OwnedState)> ReadFamilyAsync(IpFamily family, CancellationToken ct)
+    /// <summary>One save of one family, rebuilt into forwards; the reader's warnings go to the observer.</summary>
+    private async Task<(Ruleset Ruleset, OwnedState State)> ReadFamilyAsync(IpFamily family, CancellationToken ct)
     {
         var ruleset = await _host.SaveAsync(family, ct).ConfigureAwait(false);
-        return (ruleset, ForwardReader.Read(ruleset, _host.NetworkNamespace, IsPersisted));
+        var state = ForwardReader.Read(ruleset, _host.NetworkNamespace, IsPersisted);
+        foreach (var w in state.Warnings)
+        {
+            _observer.Warning(w);
+        }
+
+        return (ruleset, state);
     }
 
     /// <summary>After a partly applied payload: removes what is left of the batch's names (added or removed).</summary>

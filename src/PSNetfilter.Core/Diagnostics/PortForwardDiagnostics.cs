@@ -171,7 +171,7 @@ public static class PortForwardDiagnostics
         var queue = new Queue<string>();
         foreach (var r in pre.Where(r => r.Position < jump.Position))
         {
-            if (JumpTarget(r.Spec) is { } t && reachable.Add(t))
+            if (RuleTokenizer.JumpTarget(r.Spec) is { } t && reachable.Add(t))
             {
                 queue.Enqueue(t);
             }
@@ -182,7 +182,7 @@ public static class PortForwardDiagnostics
             var chain = queue.Dequeue();
             foreach (var r in nat.Rules.Where(r => r.Chain == chain))
             {
-                if (JumpTarget(r.Spec) is { } t && reachable.Add(t))
+                if (RuleTokenizer.JumpTarget(r.Spec) is { } t && reachable.Add(t))
                 {
                     queue.Enqueue(t);
                 }
@@ -192,17 +192,6 @@ public static class PortForwardDiagnostics
         return reachable.Contains(foreign.Chain);
     }
 
-    private static string? JumpTarget(string spec)
-    {
-        var tokens = RuleTokenizer.Split(spec);
-        var i = tokens.LastIndexOf("-j");
-        if (i < 0 || i + 1 >= tokens.Count)
-        {
-            i = tokens.LastIndexOf("-g");
-        }
-
-        return i >= 0 && i + 1 < tokens.Count ? tokens[i + 1] : null;
-    }
 
     private static string? ValueAfter(List<string> tokens, string option)
     {

@@ -8,6 +8,14 @@ namespace PSNetfilter.Core.Iptables;
 /// </summary>
 public static class RuleTokenizer
 {
+    /// <summary>The chain a rule jumps (-j) or goes (-g) to, if any.</summary>
+    public static string? JumpTarget(string spec)
+    {
+        var tokens = Split(spec);
+        var i = Math.Max(tokens.LastIndexOf("-j"), tokens.LastIndexOf("-g"));
+        return i >= 0 && i + 1 < tokens.Count ? tokens[i + 1] : null;
+    }
+
     public static List<string> Split(string spec)
     {
         var tokens = new List<string>();

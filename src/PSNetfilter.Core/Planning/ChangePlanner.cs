@@ -36,7 +36,7 @@ public static class ChangePlanner
                 if (!r.Chain.StartsWith(RuleLayout.ChainPrefix, StringComparison.Ordinal)
                     && r.Spec.Contains(RuleLayout.ChainPrefix, StringComparison.Ordinal)
                     && !RuleLayout.Hooks.Any(h => h.Table == tableName && r.Chain == h.BuiltinChain && r.Spec == h.JumpSpec)
-                    && JumpTarget(r.Spec) is { } target && target.StartsWith(RuleLayout.ChainPrefix, StringComparison.Ordinal))
+                    && RuleTokenizer.JumpTarget(r.Spec) is { } target && target.StartsWith(RuleLayout.ChainPrefix, StringComparison.Ordinal))
                 {
                     referenced.Add(target); // another program jumps to a module chain: it stays
                 }
@@ -176,14 +176,6 @@ public static class ChangePlanner
         }
 
         return payload;
-    }
-
-    /// <summary>The chain a rule jumps (-j) or goes (-g) to, if any.</summary>
-    private static string? JumpTarget(string spec)
-    {
-        var tokens = RuleTokenizer.Split(spec);
-        var i = Math.Max(tokens.LastIndexOf("-j"), tokens.LastIndexOf("-g"));
-        return i >= 0 && i + 1 < tokens.Count ? tokens[i + 1] : null;
     }
 
     public static bool HasJump(TableDump table, ChainHook hook) =>

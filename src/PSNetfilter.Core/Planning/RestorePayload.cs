@@ -9,6 +9,7 @@ namespace PSNetfilter.Core.Planning;
 public sealed class RestorePayload
 {
     private readonly List<(string Table, string Line, string? Owner)> _lines = new();
+    private (string Text, List<(string? Owner, string? Line)> Map)? _rendered;
 
     public RestorePayload(IpFamily family)
     {
@@ -29,6 +30,7 @@ public sealed class RestorePayload
         }
 
         _lines.Add((table, line, owner));
+        _rendered = null;
     }
 
     /// <summary>The text, tables in the module's order, each closed by COMMIT.</summary>
@@ -58,7 +60,9 @@ public sealed class RestorePayload
         return firstCommit > 0 && lineNumber.Value > firstCommit;
     }
 
-    private (string Text, List<(string? Owner, string? Line)> Map) Render()
+    private (string Text, List<(string? Owner, string? Line)> Map) Render() => _rendered ??= RenderNow();
+
+    private (string Text, List<(string? Owner, string? Line)> Map) RenderNow()
     {
         var sb = new StringBuilder();
         var map = new List<(string?, string?)>();

@@ -40,7 +40,7 @@ public sealed partial class NetfilterHost
     public TimeSpan LockTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>Reads a /proc file as the namespace sees it (tests swap in a fake).</summary>
-    public Func<string?, string, Task<string>> ProcReader { get; init; } = NamespaceSocket.ReadFileAsync;
+    public Func<string?, string, Task<string>> ProcReader { get; init; } = NamespaceThread.ReadFileAsync;
 
     /// <summary>Root, a valid and existing namespace: checked before anything runs.</summary>
     public void EnsureUsable()
@@ -153,13 +153,6 @@ public sealed partial class NetfilterHost
     }
 
     /// <summary>
-    /// The source address the kernel picks for traffic to each destination (<c>ip route get</c>'s prefsrc),
-    /// for many destinations in one <c>ip -force -batch</c> process. A destination without a route maps to null.
-    /// </summary>
-    public async Task<IReadOnlyDictionary<IPAddress, IPAddress?>> GetRouteSourcesAsync(IEnumerable<IPAddress> destinations, CancellationToken ct) =>
-        (await GetRoutesAsync(destinations, ct).ConfigureAwait(false)).ToDictionary(kv => kv.Key, kv => kv.Value.Source);
-
-    /// <summary>
     /// <c>ip route get</c> for many destinations in one <c>ip -force -batch</c> process: the source address the
     /// kernel picks (prefsrc) and the outgoing device. A destination without a route maps to (null, null).
     /// </summary>
@@ -259,11 +252,7 @@ public sealed partial class NetfilterHost
         }
     }
 
-    public async Task EnableForwardingAsync(IpFamily family, CancellationToken ct)
-    {
-        var sysctl = ExecutableLocator.Require("sysctl", "procps");
-        await RunCheckedAsync(new ProcessRequest(sysctl, new[] { "-q", "-w", ForwardingKey(family) + "=1" }), ct).ConfigureAwait(false);
-    }
+    public Task EnableForwardingAsync(IpFamily family, CancellationToken ct) => SetSysctlAsync(ForwardingKey(family), "1", ct);
 
     /// <summary>
     /// How many rules the other backend (iptables-legacy when the module uses nft, and the reverse) holds

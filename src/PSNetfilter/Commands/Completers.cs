@@ -1,6 +1,7 @@
 using System.Collections;
 using System.Management.Automation;
 using System.Management.Automation.Language;
+using PSNetfilter.Core.Apply;
 using PSNetfilter.Core.Processes;
 
 namespace PSNetfilter.Commands;
@@ -35,11 +36,11 @@ public sealed class PortForwardNameCompleter : IArgumentCompleter
         IReadOnlyList<PortForward> forwards;
         try
         {
-            var host = new NetfilterHost(string.IsNullOrEmpty(ns) ? null : ns);
-            var manager = new PortForwardManagerQuiet(host);
-            forwards = manager.Get();
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            var manager = new PortForwardManager(new NetfilterHost(string.IsNullOrEmpty(ns) ? null : ns), SilentObserver.Instance);
+            forwards = manager.GetAsync(cts.Token).GetAwaiter().GetResult();
         }
-        catch (Exception ex) when (ex is NetfilterException or IOException or InvalidOperationException)
+        catch (Exception ex) when (ex is NetfilterException or IOException or InvalidOperationException or OperationCanceledException)
         {
             yield break;
         }
@@ -51,34 +52,6 @@ public sealed class PortForwardNameCompleter : IArgumentCompleter
             {
                 yield return new CompletionResult(f.Name, f.Name, CompletionResultType.ParameterValue, f.ToString());
             }
-        }
-    }
-
-    /// <summary>Reads forwards without writing anything to the pipeline (completion has none).</summary>
-    private sealed class PortForwardManagerQuiet : PSNetfilter.Core.Apply.IChangeObserver
-    {
-        private readonly NetfilterHost _host;
-
-        public PortForwardManagerQuiet(NetfilterHost host) => _host = host;
-
-        public IReadOnlyList<PortForward> Get()
-        {
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            return new PSNetfilter.Core.Apply.PortForwardManager(_host, this).GetAsync(cts.Token).GetAwaiter().GetResult();
-        }
-
-        public bool ShouldProcess(string target, string action) => false;
-
-        public void Failed(NetfilterException error)
-        {
-        }
-
-        public void Verbose(string message)
-        {
-        }
-
-        public void Warning(string message)
-        {
         }
     }
 }

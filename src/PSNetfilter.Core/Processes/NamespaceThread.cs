@@ -8,7 +8,7 @@ namespace PSNetfilter.Core.Processes;
 /// Works inside a named network namespace without a process: a dedicated thread enters the namespace with
 /// setns(2) (which affects only that thread), opens a socket or reads /proc/sys/net there, and exits.
 /// </summary>
-public static class NamespaceSocket
+public static class NamespaceThread
 {
     private const int CloneNewNet = 0x40000000;
 

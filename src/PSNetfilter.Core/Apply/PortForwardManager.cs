@@ -393,13 +393,14 @@ public sealed class PortForwardManager
         }
 
         var results = new List<ChangeResult>(session.Unchanged);
+        var appliedNames = pending.Where(x => x.New is not null).Select(x => x.New!.Name).ToHashSet(StringComparer.Ordinal);
         foreach (var p in session.Pending)
         {
             if (p.New is null)
             {
                 results.Add(new ChangeResult(p.Old!, ChangeKind.Removed));
             }
-            else if (pending.Any(x => x.New?.Name == p.New.Name))
+            else if (appliedNames.Contains(p.New.Name))
             {
                 var forward = new PortForward(p.New) { NetworkNamespace = _host.NetworkNamespace, Persisted = IsPersisted?.Invoke(p.New.Name) ?? false };
                 results.Add(new ChangeResult(forward, originals.ContainsKey(p.New.Name) ? ChangeKind.Replaced : ChangeKind.Created));

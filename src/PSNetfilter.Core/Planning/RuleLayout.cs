@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -361,7 +362,7 @@ public static partial class RuleLayout
     {
         foreach (var t in tokens)
         {
-            if (!SafeToken().IsMatch(t))
+            if (t.Length == 0 || t.AsSpan().ContainsAnyExcept(SafeTokenChars))
             {
                 // Unreachable for validated definitions: a guard, not an escape.
                 throw new InvalidOperationException($"Refusing to render unsafe token '{PortForwardDefinition.Printable(t)}'.");
@@ -371,6 +372,7 @@ public static partial class RuleLayout
         return new RenderedRule(hook.Table, path.Count == 0 ? hook.Chain : path[^1].Chain, role, string.Join(' ', tokens)) { Path = path };
     }
 
-    [GeneratedRegex(@"^[A-Za-z0-9._:/+\[\]-]+\z")]
-    private static partial Regex SafeToken();
+    /// <summary>The closed alphabet of a rendered token: letters, digits and . _ : / + [ ] -.</summary>
+    private static readonly SearchValues<char> SafeTokenChars =
+        SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:/+[]-");
 }

@@ -1,13 +1,22 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 
 namespace PSNetfilter.Core.Processes;
 
 /// <summary>
 /// Works inside a named network namespace without a process: a dedicated thread enters the namespace with
-/// setns(2) (which affects only that thread), opens a socket or reads /proc/sys/net there, and exits.
+/// setns(2) (which affects only that thread), reads /proc/sys/net or opens a socket there, returns to the
+/// process's own namespace, and only then reports its result and exits.
 /// </summary>
+/// <remarks>
+/// A thread inherits the network namespace of the thread that creates it. So while this thread is inside
+/// the namespace it must not cause the runtime to start a thread: no async I/O (the socket engine's thread),
+/// no timers, and no task completion (which may start a thread-pool worker). Such a thread would stay in the
+/// namespace for the rest of the session and run unrelated work there. The work below is synchronous, and
+/// the result is handed over only after the setns back.
+/// </remarks>
 public static class NamespaceThread
 {
     private const int CloneNewNet = 0x40000000;
@@ -20,45 +29,71 @@ public static class NamespaceThread
         RunInNamespace(networkNamespace, () => File.ReadAllText(path));
 
     /// <summary>True when a TCP connection to <paramref name="endpoint"/> is accepted within <paramref name="timeout"/>.</summary>
-    public static Task<bool> CanConnectAsync(string? networkNamespace, IPEndPoint endpoint, TimeSpan timeout) =>
-        RunInNamespace(networkNamespace, () =>
-        {
-            using var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-            using var cts = new CancellationTokenSource(timeout);
-            try
-            {
-                socket.ConnectAsync(endpoint, cts.Token).AsTask().GetAwaiter().GetResult();
-                return true;
-            }
-            catch (Exception ex) when (ex is SocketException or OperationCanceledException)
-            {
-                return false;
-            }
-        });
+    public static Task<bool> CanConnectAsync(string? networkNamespace, IPEndPoint endpoint, TimeSpan timeout)
+    {
+        // The first socket of a process starts the runtime's socket engine threads: start them here, in the
+        // process's own namespace, not from the helper thread inside the other one.
+        _ = SocketEngineStarted.Value;
+        return RunInNamespace(networkNamespace, () => CanConnect(endpoint, timeout));
+    }
 
-    /// <summary>Runs <paramref name="work"/> on a fresh thread that has entered the namespace (setns), which then ends.</summary>
+    private static readonly Lazy<bool> SocketEngineStarted = new(() =>
+    {
+        using var warm = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        return true;
+    });
+
+    /// <summary>A non-blocking connect and poll(2): synchronous, so the runtime starts no thread for it.</summary>
+    private static bool CanConnect(IPEndPoint endpoint, TimeSpan timeout)
+    {
+        using var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { Blocking = false };
+        try
+        {
+            socket.Connect(endpoint);
+            return true;
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress)
+        {
+            // Connection under way: wait for it below.
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+
+        var micros = (int)Math.Clamp(timeout.TotalMicroseconds, 0, int.MaxValue);
+        return socket.Poll(micros, SelectMode.SelectWrite)
+            && socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Error) is 0;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> on a fresh thread that has entered the namespace (setns), returns it to the
+    /// process's namespace, then completes the task; the thread then ends.
+    /// </summary>
     private static Task<T> RunInNamespace<T>(string? networkNamespace, Func<T> work)
     {
         var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
         var thread = new Thread(() =>
         {
+            T result = default!;
+            Exception? error = null;
             try
             {
-                if (networkNamespace is not null)
-                {
-                    using var handle = File.OpenHandle(Path.Combine(SystemChecks.NetnsDirectory, networkNamespace));
-                    if (setns(handle.DangerousGetHandle(), CloneNewNet) != 0)
-                    {
-                        done.TrySetException(new NetfilterException("NetworkNamespaceEnterFailed", FailureKind.OperationFailed, $"Cannot enter network namespace '{networkNamespace}' (errno {Marshal.GetLastPInvokeError()})."));
-                        return;
-                    }
-                }
-
-                done.TrySetResult(work());
+                result = networkNamespace is null ? work() : InNamespace(networkNamespace, work);
             }
             catch (Exception ex)
             {
-                done.TrySetException(ex);
+                error = ex;
+            }
+
+            // Back in the process's own namespace (or never left it): now the result may wake other threads.
+            if (error is null)
+            {
+                done.TrySetResult(result);
+            }
+            else
+            {
+                done.TrySetException(error);
             }
         })
         {
@@ -67,6 +102,32 @@ public static class NamespaceThread
         };
         thread.Start();
         return done.Task;
+    }
+
+    private static T InNamespace<T>(string networkNamespace, Func<T> work)
+    {
+        using var home = File.OpenHandle("/proc/thread-self/ns/net");
+        using (var target = File.OpenHandle(Path.Combine(SystemChecks.NetnsDirectory, networkNamespace)))
+        {
+            Enter(target, $"Cannot enter network namespace '{networkNamespace}'");
+        }
+
+        try
+        {
+            return work();
+        }
+        finally
+        {
+            Enter(home, "Cannot return to the process's own network namespace");
+        }
+    }
+
+    private static void Enter(SafeFileHandle handle, string failure)
+    {
+        if (setns(handle.DangerousGetHandle(), CloneNewNet) != 0)
+        {
+            throw new NetfilterException("NetworkNamespaceEnterFailed", FailureKind.OperationFailed, $"{failure} (errno {Marshal.GetLastPInvokeError()}).");
+        }
     }
 
     [DllImport("libc", SetLastError = true)]

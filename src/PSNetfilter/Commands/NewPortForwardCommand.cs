@@ -16,6 +16,12 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet
     private readonly Dictionary<string, List<PortForwardRequest>> _queued = new(StringComparer.Ordinal);
     private readonly List<string> _order = new();
 
+    /// <summary>The parameters that bind from a piped object's properties, found once by reflection.</summary>
+    private static readonly HashSet<string> PipelinePropertyNames = typeof(NewPortForwardCommand).GetProperties()
+        .Where(p => p.GetCustomAttributes(typeof(ParameterAttribute), false).OfType<ParameterAttribute>().Any(a => a.ValueFromPipelineByPropertyName))
+        .Select(p => p.Name)
+        .ToHashSet(StringComparer.OrdinalIgnoreCase);
+
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(PortForwardNameCompleter))]
     public string? Name { get; set; }
@@ -115,9 +121,9 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet
         try
         {
             var ns = string.IsNullOrEmpty(NetworkNamespace) ? null : NetworkNamespace;
-            if (ns is not null)
+            if (ns is not null && !_queued.ContainsKey(ns))
             {
-                SystemChecks.ValidateNetworkNamespace(ns);
+                SystemChecks.ValidateNetworkNamespace(ns); // once per namespace and call
             }
 
             CheckUnboundPipelineProperties();
@@ -175,15 +181,15 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet
             return;
         }
 
-        foreach (var property in GetType().GetProperties())
+        var bound = MyInvocation.BoundParameters;
+        foreach (var property in InputObject.Properties)
         {
-            var attribute = property.GetCustomAttributes(typeof(ParameterAttribute), false).OfType<ParameterAttribute>().FirstOrDefault();
-            if (attribute is null || !attribute.ValueFromPipelineByPropertyName || MyInvocation.BoundParameters.ContainsKey(property.Name))
+            if (!PipelinePropertyNames.TryGetValue(property.Name, out var name) || bound.ContainsKey(name))
             {
                 continue;
             }
 
-            var value = InputObject.Properties[property.Name]?.Value;
+            var value = property.Value;
             if (value is null || (value is string text && string.IsNullOrWhiteSpace(text)))
             {
                 continue;
@@ -191,7 +197,7 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet
 
             throw new PortForwardValidationException(
                 "InvalidPipelineValue",
-                $"The piped object's {property.Name} '{PortForwardDefinition.Printable(value.ToString() ?? string.Empty)}' is not a valid value for -{property.Name}; the item is skipped rather than created with a default.",
+                $"The piped object's {name} '{PortForwardDefinition.Printable(value.ToString() ?? string.Empty)}' is not a valid value for -{name}; the item is skipped rather than created with a default.",
                 value);
         }
     }

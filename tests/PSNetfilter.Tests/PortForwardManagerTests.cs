@@ -635,6 +635,63 @@ public sealed class PortForwardManagerTests : IDisposable
         await AssertWholeOrAbsent(rig);
     }
 
+    private static PortForwardDefinition[] Many(int count, string? bad = null) =>
+        Enumerable.Range(0, count).Select(i => Defs.Simple(i == count / 2 && bad is not null ? bad : $"f{i:D2}", 9000 + i)).ToArray();
+
+    [Fact]
+    public async Task A_large_payload_is_one_restore_per_table_run_at_once()
+    {
+        var rig = MakeWithKernel();
+
+        var results = await rig.NewAsync(false, Many(40));
+
+        Assert.Equal(40, results.Count);
+        Assert.All(results, r => Assert.Equal(ChangeKind.Created, r.Kind));
+        var payloads = rig.Runner.Restores.Select(r => r.Payload).ToList();
+        Assert.Equal(2, payloads.Count);
+        Assert.All(rig.Runner.Restores, r => Assert.Equal(IpFamily.IPv4, r.Family));
+        var headers = payloads.Select(p => string.Join(",", p.Split('\n').Where(l => l.StartsWith('*')))).OrderBy(h => h, StringComparer.Ordinal);
+        Assert.Equal(new[] { "*filter", "*nat" }, headers);
+        Assert.True(payloads.Sum(p => p.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length) >= NetfilterHost.ConcurrentTablesFromLines);
+        Assert.Contains(rig.Log, l => l.Contains("applied as one process per table", StringComparison.Ordinal));
+        Assert.Equal(40, (await rig.Manager.GetAsync(CancellationToken.None)).Count);
+        await AssertWholeOrAbsent(rig);
+    }
+
+    [Fact]
+    public async Task A_small_payload_stays_one_restore()
+    {
+        var rig = MakeWithKernel();
+
+        await rig.NewAsync(false, Many(3));
+
+        var (_, payload) = Assert.Single(rig.Runner.Restores);
+        Assert.Contains("*nat", payload, StringComparison.Ordinal);
+        Assert.Contains("*filter", payload, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("fwd")]
+    [InlineData("dnat")]
+    public async Task A_refusal_in_one_table_of_a_split_payload_rolls_back_the_other(string role)
+    {
+        // With one process per table, the other table's process may have committed whichever table failed.
+        var rig = MakeWithKernel();
+        rig.Runner.Kernel4!.Refuse = line => line.Contains($"psnf:v1:bad:{role}", StringComparison.Ordinal);
+
+        var results = await rig.NewAsync(false, Many(40, bad: "bad"));
+
+        Assert.Equal(39, results.Count);
+        Assert.DoesNotContain(results, r => r.Forward.Name == "bad");
+        var error = Assert.IsType<CommandFailedException>(Assert.Single(rig.Observer.Failures));
+        Assert.Equal("bad", error.Target);
+        Assert.Contains($"psnf:v1:bad:{role}", error.FailedInput, StringComparison.Ordinal);
+        Assert.Contains(rig.Observer.Warnings, w => w.Contains("applied only part", StringComparison.Ordinal));
+        Assert.Equal(39, (await rig.Manager.GetAsync(CancellationToken.None)).Count);
+        Assert.DoesNotContain("psnf:v1:bad:", rig.Runner.Kernel4.Save());
+        await AssertWholeOrAbsent(rig);
+    }
+
     [Fact]
     public async Task A_refused_replacement_leaves_the_forward_whole_or_absent()
     {

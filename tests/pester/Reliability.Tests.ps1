@@ -461,6 +461,44 @@ $InformationPreference = 'Continue'
             $after6 -join "`n" | Should -BeExactly ($before6 -join "`n")
         }
 
+        It 'maps a refusal in a large batch (one iptables-restore per table, at once) to its forward, rolls back the table that was applied, and applies the others' {
+            if ((Get-RelBackend).Kind -eq 'legacy') {
+                Set-ItResult -Skipped -Because 'iptables-legacy-restore names the COMMIT line, so a refusal cannot be mapped to one forward'
+                return
+            }
+            $ns = New-RelNamespace
+            Import-RelRules -Namespace $ns -Path (Join-Path $Fixtures 'docker.v4.rules')
+            # As above: SNAT is refused in the module's POSTROUTING chain once PREROUTING reaches it. Of 40
+            # forwards only 'big-snat' has source NAT, so the nat process fails on its rule while the filter
+            # process, run at the same time, commits the FORWARD rules of all 40.
+            Import-RelRules -Namespace $ns -Text "*nat`n:PSNF-POSTROUTING - [0:0]`n-A PREROUTING -j PSNF-POSTROUTING`nCOMMIT`n"
+            $before4 = Get-RelDump -Namespace $ns
+            $items = @(0..39 | ForEach-Object {
+                    if ($_ -eq 17) { [pscustomobject]@{ Name = 'big-snat'; ExternalPort = 21017; InternalAddress = '198.51.100.10'; SnatAddress = '198.51.100.1' } }
+                    else { [pscustomobject]@{ Name = ('big-{0:d2}' -f $_); ExternalPort = 21000 + $_; InternalAddress = '198.51.100.10'; SnatMode = 'None' } }
+                })
+            $r = Invoke-RelPipeline -ModulePath $ModulePath -Script $NewVerboseScript -Parameters @{ Namespace = $ns; Items = $items }
+            $after4 = Get-RelDump -Namespace $ns
+
+            $r.Terminating | Should -BeNullOrEmpty -Because (Format-RelResult $r)
+            @($r.Verbose | Where-Object { $_ -match 'applied as one process per table, at once' }).Count | Should -BeGreaterOrEqual 1 -Because 'the batch is large enough to be split'
+            $errors = @($r.Errors)
+            @($errors | ForEach-Object { "$($_.TargetObject)" }) -join ',' | Should -Be 'big-snat' -Because (Format-RelResult $r)
+            $natPayload = @(foreach ($v in @($r.Verbose)) { if ($v -match '^\S*tables\S*-restore payload \(IPv4, table nat\):') { , @(($v -split "`n") | Select-Object -Skip 1) } })[0]
+            Assert-RestoreError -ErrorRecord $errors[0] -Payload $natPayload
+            $errors[0].Exception.FailedInput | Should -Match 'psnf:v1:big-snat:snat'
+            @($r.Warnings | Where-Object { $_ -match 'applied only part' }).Count | Should -Be 1 -Because 'the filter table was committed and is rolled back'
+            @($r.Output | Where-Object { $_.Change -eq 'Created' }).Count | Should -Be 39
+
+            $names = @($items | Where-Object Name -ne 'big-snat' | ForEach-Object Name)
+            Get-RelTagProblem -Lines $after4 -Names $names -NoSnatNames $names | Should -BeNullOrEmpty
+            @($after4 | Where-Object { $_ -match 'psnf:v1:big-snat:' }).Count | Should -Be 0
+            $forwards = @(Get-PortForward -NetworkNamespace $ns -ErrorAction Stop)
+            $forwards.Count | Should -Be 39
+            @($forwards | Where-Object { "$($_.Status)" -ne 'Complete' }).Count | Should -Be 0
+            (Get-RelForeignLines $after4) -join "`n" | Should -BeExactly ((Get-RelForeignLines $before4) -join "`n")
+        }
+
         It 'reports a refusal in the first table that no forward caused, and changes nothing' {
             $ns = New-RelNamespace
             Import-RelRules -Namespace $ns -Path (Join-Path $Fixtures 'docker.v4.rules')

@@ -362,11 +362,12 @@ public sealed class PortForwardManager
                 }
                 catch (CommandFailedException ex)
                 {
-                    if (payload.MayBePartial(ex.FailedLine))
+                    if (ex.PartlyApplied ?? payload.MayBePartial(ex.FailedLine))
                     {
-                        // iptables-restore commits table by table: the tables before the failing one are in the
-                        // kernel. Re-read and remove every rule of the batch's names, so each of them is either
-                        // whole (untouched) or absent, never half there.
+                        // iptables-restore commits table by table: the tables before the failing one (or, with one
+                        // process per table, the others that succeeded) are in the kernel. Re-read and remove every
+                        // rule of the batch's names, so each of them is either whole (untouched) or absent, never
+                        // half there.
                         (ruleset, state) = await ReadFamilyAsync(family, CancellationToken.None).ConfigureAwait(false);
                         await RollBackAsync(ruleset, state, pending.Where(i => (i.New ?? i.Old!.Definition).Family == family).ToList()).ConfigureAwait(false);
                         (ruleset, state) = await ReadFamilyAsync(family, CancellationToken.None).ConfigureAwait(false);

@@ -74,6 +74,13 @@ public sealed class CommandFailedException : NetfilterException
     /// <summary>The text of that payload line.</summary>
     public string? FailedInput { get; }
 
+    /// <summary>
+    /// For a payload applied as one iptables-restore per table: whether some of it may be in the kernel (another
+    /// table's process succeeded, or a process failed without naming a line, so it may have committed first).
+    /// Null for a single process, where the failed line tells.
+    /// </summary>
+    public bool? PartlyApplied { get; init; }
+
     private static string BuildMessage(string command, int exitCode, string stderr, int? line, string? input)
     {
         var msg = $"'{command}' failed with exit code {exitCode}: {stderr.Trim()}";

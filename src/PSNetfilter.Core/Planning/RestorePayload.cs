@@ -33,6 +33,24 @@ public sealed class RestorePayload
         _rendered = null;
     }
 
+    /// <summary>The tables the payload writes to, in the module's order.</summary>
+    public IReadOnlyList<string> Tables => RuleLayout.Tables.Where(t => _lines.Any(l => l.Table == t)).ToList();
+
+    /// <summary>The lines of one table, as a payload of its own (line numbers count from its own start).</summary>
+    public RestorePayload ForTable(string table)
+    {
+        var part = new RestorePayload(Family);
+        foreach (var (t, line, owner) in _lines)
+        {
+            if (t == table)
+            {
+                part.Add(t, line, owner);
+            }
+        }
+
+        return part;
+    }
+
     /// <summary>The text, tables in the module's order, each closed by COMMIT.</summary>
     public string Text => Render().Text;
 

@@ -123,10 +123,22 @@ public sealed partial class NetfilterHost
     }
 
     /// <summary>
-    /// Applies a payload with one <c>iptables-restore -w --noflush</c>. Once started it is not cancelled, so a
-    /// stopped pipeline never leaves a transaction half-sent.
+    /// From this many lines on, a payload with rules for more than one table is applied as one
+    /// iptables-restore per table, run at the same time (about 30 forwards; measured break-even is lower, but a
+    /// small change stays one process and one place to read in -Verbose).
     /// </summary>
-    /// <exception cref="CommandFailedException">With the payload line the tool named and the forward that wrote it.</exception>
+    public const int ConcurrentTablesFromLines = 100;
+
+    /// <summary>
+    /// Applies a payload with <c>iptables-restore -w --noflush</c>. iptables-restore commits each table as one
+    /// kernel transaction; a large payload gets one process per table, run at once, so that one table's
+    /// parsing overlaps the other's. Once started they are not cancelled, so a stopped pipeline never leaves a
+    /// transaction half-sent.
+    /// </summary>
+    /// <exception cref="CommandFailedException">
+    /// With the payload line the tool named and the forward that wrote it; for one process per table, also
+    /// whether some of the payload may have been applied.
+    /// </exception>
     public async Task RestoreAsync(RestorePayload payload, CancellationToken ct)
     {
         if (payload.IsEmpty)
@@ -137,19 +149,47 @@ public sealed partial class NetfilterHost
         var backend = await GetBackendAsync(ct).ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();
         var restore = payload.Family == IpFamily.IPv4 ? backend.Restore4 : backend.Restore6;
+        var tables = payload.Tables;
+        if (tables.Count < 2 || payload.LineCount < ConcurrentTablesFromLines)
+        {
+            if (await RunRestoreAsync(restore, payload, payload.Family.ToString()).ConfigureAwait(false) is { } error)
+            {
+                throw error;
+            }
+
+            return;
+        }
+
+        _log($"{Path.GetFileName(restore)}: {payload.LineCount} lines for tables {string.Join(" and ", tables)}, applied as one process per table, at once.");
+        var runs = tables.Select(t => RunRestoreAsync(restore, payload.ForTable(t), $"{payload.Family}, table {t}")).ToList();
+        var errors = await Task.WhenAll(runs).ConfigureAwait(false);
+        if (errors.FirstOrDefault(e => e is not null) is { } first)
+        {
+            throw new CommandFailedException(first.Command, first.ExitCode, first.StandardError, first.FailedLine, first.FailedInput, first.Target)
+            {
+                PartlyApplied = errors.Any(e => e is null || e.FailedLine is null),
+            };
+        }
+    }
+
+    /// <summary>One iptables-restore of <paramref name="payload"/>; the failure, mapped to the forward whose line failed, or null.</summary>
+    private async Task<CommandFailedException?> RunRestoreAsync(string restore, RestorePayload payload, string what)
+    {
         var text = payload.Text;
-        _log($"{Path.GetFileName(restore)} payload ({payload.Family}):\n{text.TrimEnd()}");
+        _log($"{Path.GetFileName(restore)} payload ({what}):\n{text.TrimEnd()}");
         var request = new ProcessRequest(restore, new[] { "-w", "--noflush" }, text);
         var result = await RunRawAsync(request, inNamespace: true, CancellationToken.None).ConfigureAwait(false);
-        if (result.ExitCode != 0)
+        if (result.ExitCode == 0)
         {
-            var m = FailedLineRegex().Match(result.StandardError);
-            int? line = m.Success
-                ? int.Parse(m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture)
-                : null;
-            var (owner, input) = line is null ? (null, null) : payload.Locate(line.Value);
-            throw new CommandFailedException(Wrap(request).Display, result.ExitCode, result.StandardError, line, input, owner);
+            return null;
         }
+
+        var m = FailedLineRegex().Match(result.StandardError);
+        int? line = m.Success
+            ? int.Parse(m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture)
+            : null;
+        var (owner, input) = line is null ? (null, null) : payload.Locate(line.Value);
+        return new CommandFailedException(Wrap(request).Display, result.ExitCode, result.StandardError, line, input, owner);
     }
 
     /// <summary>

@@ -125,6 +125,8 @@ function Install-Prerequisite {
     $packages = @('iptables', 'iproute2')
     # The module reads sysctls with procps' sysctl, which minimal images lack.
     if (-not (Get-Command sysctl -CommandType Application -ErrorAction SilentlyContinue)) { $missing += 'sysctl'; $packages += 'procps' }
+    # The module enters named network namespaces with util-linux's nsenter (present on Debian; not in every image).
+    if (-not (Get-Command nsenter -CommandType Application -ErrorAction SilentlyContinue)) { $missing += 'nsenter'; $packages += 'util-linux' }
     # Test-PortForward reads the conntrack table (unreplied -NoSnat connections) with conntrack(8) when present.
     if (-not (Get-Command conntrack -CommandType Application -ErrorAction SilentlyContinue)) { $missing += 'conntrack'; $packages += 'conntrack' }
     if ($missing.Count -eq 0) { return }

@@ -428,22 +428,23 @@ public sealed class PortForwardManagerTests : IDisposable
     }
 
     [Fact]
-    public async Task In_a_namespace_every_kernel_command_runs_through_ip_netns_exec()
+    public async Task In_a_namespace_every_kernel_command_runs_through_nsenter()
     {
         var rig = Make(ns: "psnfx-fake");
         rig.Runner.Sysctl["net.ipv4.ip_forward"] = "0";
         await rig.NewAsync(false, Defs.Simple("a", 9000));
 
+        var enter = new[] { "--net=/run/netns/psnfx-fake", "--" };
         var saves = rig.Runner.Requests.Where(r => r.Arguments.Contains(FakeProcessRunner.Save4) || r.Arguments.Contains(FakeProcessRunner.Save6)).ToList();
         Assert.Equal(2, saves.Count);
-        Assert.All(saves, r => Assert.Equal(new[] { "netns", "exec", "psnfx-fake" }, r.Arguments.Take(3)));
+        Assert.All(saves, r => Assert.Equal(enter, r.Arguments.Take(2)));
         var restore = rig.Runner.Requests.Single(r => r.Arguments.Contains(FakeProcessRunner.Restore4));
-        Assert.Equal(new[] { "netns", "exec", "psnfx-fake", FakeProcessRunner.Restore4, "-w", "--noflush" }, restore.Arguments);
-        Assert.Equal("ip", Path.GetFileName(restore.Program));
+        Assert.Equal(enter.Concat(new[] { FakeProcessRunner.Restore4, "-w", "--noflush" }), restore.Arguments);
+        Assert.Equal("nsenter", Path.GetFileName(restore.Program));
         Assert.NotNull(restore.StandardInput);
         var sysctlWrite = rig.Runner.Requests.Single(r => r.Arguments.Contains("-w") && r.Arguments.Contains("net.ipv4.ip_forward=1"));
-        Assert.Equal(new[] { "netns", "exec", "psnfx-fake" }, sysctlWrite.Arguments.Take(3));
-        Assert.Contains(rig.Log, l => l.StartsWith("Running: ", StringComparison.Ordinal) && l.Contains("netns exec psnfx-fake", StringComparison.Ordinal));
+        Assert.Equal(enter, sysctlWrite.Arguments.Take(2));
+        Assert.Contains(rig.Log, l => l.StartsWith("Running: ", StringComparison.Ordinal) && l.Contains("nsenter --net=/run/netns/psnfx-fake -- ", StringComparison.Ordinal));
         Assert.Contains(rig.Log, l => l.Contains("payload (IPv4)", StringComparison.Ordinal));
     }
 

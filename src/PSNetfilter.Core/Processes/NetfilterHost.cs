@@ -8,7 +8,7 @@ namespace PSNetfilter.Core.Processes;
 
 /// <summary>
 /// The kernel side of one network namespace (or the host's own): every process the module runs goes through
-/// here and through <see cref="IProcessRunner"/>. It enters a named namespace as <c>ip netns exec</c> does,
+/// here and through <see cref="IProcessRunner"/>. It enters a named namespace with <c>nsenter --net</c>,
 /// passes <c>-w</c> to iptables-restore, and logs each command line and payload for -Verbose.
 /// </summary>
 public sealed partial class NetfilterHost
@@ -367,7 +367,12 @@ public sealed partial class NetfilterHost
         }
     }
 
-    /// <summary>Wraps a request in <c>ip netns exec NAME</c> when a namespace is set.</summary>
+    /// <summary>
+    /// Wraps a request in <c>nsenter --net=/run/netns/NAME --</c> when a namespace is set: the tool runs in the
+    /// namespace <c>ip netns add</c> made. Unlike <c>ip netns exec</c> it does not also set up a mount namespace
+    /// with that namespace's /sys and /etc/netns files, which the iptables tools do not read; that saves about
+    /// 0.4-1.5 ms a process (measured in docs/PERFORMANCE.md).
+    /// </summary>
     public ProcessRequest Wrap(ProcessRequest request)
     {
         if (NetworkNamespace is null)
@@ -375,10 +380,10 @@ public sealed partial class NetfilterHost
             return request;
         }
 
-        var ip = ExecutableLocator.Require("ip", "iproute2");
-        var args = new List<string> { "netns", "exec", NetworkNamespace, request.Program };
+        var nsenter = ExecutableLocator.Require("nsenter", "util-linux");
+        var args = new List<string> { "--net=" + Path.Combine(SystemChecks.NetnsDirectory, NetworkNamespace), "--", request.Program };
         args.AddRange(request.Arguments);
-        return new ProcessRequest(ip, args, request.StandardInput);
+        return new ProcessRequest(nsenter, args, request.StandardInput);
     }
 
     [GeneratedRegex(@"v(\d+\.\d+(?:\.\d+)?)")]

@@ -59,7 +59,7 @@ internal sealed class FakeProcessRunner : IProcessRunner
     /// <summary>Every /proc/sys path read in-process.</summary>
     public List<string> ProcReads { get; } = new();
 
-    /// <summary>Every request, as the core made it (with <c>ip netns exec NS</c> when a namespace is set).</summary>
+    /// <summary>Every request, as the core made it (with <c>nsenter --net=/run/netns/NS --</c> when a namespace is set).</summary>
     public List<ProcessRequest> Requests { get; } = new();
 
     /// <summary>Every restore: family and stdin, in order.</summary>
@@ -77,12 +77,12 @@ internal sealed class FakeProcessRunner : IProcessRunner
         }
     }
 
-    /// <summary>Strips <c>ip netns exec NS</c>.</summary>
+    /// <summary>Strips <c>nsenter --net=/run/netns/NS --</c>.</summary>
     public static ProcessRequest Unwrap(ProcessRequest request)
     {
-        if (Path.GetFileName(request.Program) == "ip" && request.Arguments.Count >= 4 && request.Arguments[0] == "netns" && request.Arguments[1] == "exec")
+        if (Path.GetFileName(request.Program) == "nsenter" && request.Arguments.Count >= 3 && request.Arguments[0].StartsWith("--net=", StringComparison.Ordinal) && request.Arguments[1] == "--")
         {
-            return new ProcessRequest(request.Arguments[3], request.Arguments.Skip(4).ToList(), request.StandardInput);
+            return new ProcessRequest(request.Arguments[2], request.Arguments.Skip(3).ToList(), request.StandardInput);
         }
 
         return request;

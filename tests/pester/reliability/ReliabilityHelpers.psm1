@@ -503,8 +503,8 @@ function Get-RelNamespaceInode {
 
 function Find-RelRestoreProcess {
     <#
-        Process ids of iptables-restore / ip6tables-restore processes (or the `ip netns exec` about to become
-        one) that run in -Namespace (given by its nsfs inode from Get-RelNamespaceInode).
+        Process ids of iptables-restore / ip6tables-restore processes (or the `nsenter` about to become one)
+        that run in -Namespace (given by its nsfs inode from Get-RelNamespaceInode).
     #>
     param([Parameter(Mandatory)][string]$NamespaceInode, [Parameter(Mandatory)][string]$Namespace)
     foreach ($d in [IO.Directory]::EnumerateDirectories('/proc')) {
@@ -512,7 +512,7 @@ function Find-RelRestoreProcess {
         if ($procId -notmatch '^\d+$') { continue }
         try { $cmd = [IO.File]::ReadAllText("$d/cmdline") } catch { continue }
         if ($cmd -notmatch 'tables[^\x00]*-restore' -or $cmd -notmatch '--noflush') { continue }
-        $mine = $cmd.Contains("`0$Namespace`0")
+        $mine = $cmd.Contains("`0$Namespace`0") -or $cmd.Contains("`0--net=/run/netns/$Namespace`0")
         if (-not $mine) {
             try { $mine = ([IO.File]::ResolveLinkTarget("$d/ns/net", $false).ToString() -match "\[$NamespaceInode\]") } catch { }
             if (-not $mine) {

@@ -622,6 +622,52 @@ Describe $PersistTitle -Skip:([bool]$PersistSkipReason) {
             $probe | Should -Be 'hello from server; you are 203.0.113.2 proto tcp port 8080'
         }
 
+        It 'with systemd running, a unit for a named namespace restores into that namespace only (pwsh inside the booted image)' {
+            $run = Invoke-PsnfpContainerPwsh -Container $script:Container -Pwsh $script:Pwsh -Script @'
+                $ErrorActionPreference = 'Stop'
+                $o = [ordered]@{}
+                & ip netns add psnfp-inner
+                try {
+                    $null = New-PortForward -NetworkNamespace psnfp-inner -Name E -ExternalPort 8084 -InternalAddress 198.51.100.10 -SnatAddress 198.51.100.1 -WarningAction SilentlyContinue
+                    $svc = Get-PortForward -NetworkNamespace psnfp-inner E | Install-PortForwardService -Name psnfp-inner -NetworkNamespace psnfp-inner
+                    $o.Install = $svc | Select-Object UnitName, State, Started, Enabled
+                    $o.ExecStart = @(Get-Content /etc/systemd/system/psnfp-inner.service | Where-Object { $_ -like 'ExecStart=*' })
+                    $o.AfterInstall = @(& ip netns exec psnfp-inner iptables-save | Where-Object { $_ -match 'psnf:v1:E:' }).Count
+                    # Take the live forward away; systemd's restart of the unit (stop, then start) brings it back.
+                    Remove-PortForward -NetworkNamespace psnfp-inner -Name E
+                    $o.Removed = @(Get-PortForward -NetworkNamespace psnfp-inner).Count
+                    & systemctl restart psnfp-inner.service
+                    $o.RestartExit = $LASTEXITCODE
+                    $o.AfterRestart = @(Get-PortForward -NetworkNamespace psnfp-inner | ForEach-Object { "$($_.Name)=$($_.Status)=$($_.Persisted)" })
+                    $o.Tagged = @(& ip netns exec psnfp-inner iptables-save | Where-Object { $_ -match 'psnf:v1:E:' }).Count
+                    $o.Outside = @(Get-PortForward | ForEach-Object Name)
+                    & systemctl stop psnfp-inner.service
+                    $o.AfterStop = @(Get-PortForward -NetworkNamespace psnfp-inner).Count
+                    Uninstall-PortForwardService -Name psnfp-inner
+                    $o.Files = @(Test-Path /etc/systemd/system/psnfp-inner.service, /etc/psnetfilter/psnfp-inner)
+                }
+                finally {
+                    & ip netns delete psnfp-inner
+                }
+                $o
+'@
+            $o = $run.Result
+            $o.Install.UnitName | Should -Be 'psnfp-inner.service' -Because $run.Output
+            $o.Install.State | Should -Be 'active'
+            $o.Install.Started | Should -BeTrue
+            $o.Install.Enabled | Should -BeTrue
+            $o.ExecStart | Should -Be @('ExecStart=/sbin/ip netns exec psnfp-inner /bin/sh /etc/psnetfilter/psnfp-inner/apply.sh start')
+            $o.AfterInstall | Should -Be 3 -Because 'starting the unit leaves one copy of the live forward'
+            $o.Removed | Should -Be 0
+            $o.RestartExit | Should -Be 0
+            $o.AfterRestart | Should -Be @('E=Complete=True')
+            $o.Tagged | Should -Be 3
+            $o.Outside | Should -Be @('A', 'B', 'D') -Because 'the unit restores into its namespace, not the one systemd runs in'
+            $o.AfterStop | Should -Be 0
+            $o.Files | Should -Be @($false, $false)
+            @((Get-PortForward -NetworkNamespace $script:LabB.Gateway).Name) | Should -Be @('A', 'B', 'D')
+        }
+
         It 'is stopped at shutdown, which removes the forwards again' {
             $r = Invoke-PsnfpContainer -Container $script:Container -ArgumentList @('systemctl', 'start', 'psnetfilter.service')
             $r.ExitCode | Should -Be 0 -Because $r.Output

@@ -10,7 +10,8 @@
                   (the session's first such pipeline, reported on its own since the JIT is still compiling
                   PowerShell's binder and the module; then -BulkRepeat warm runs, each in its own fresh
                   namespace, spread around the seed's; median)
-          seed:   4 x N `ip netns exec NS iptables ...` processes (FORWARD accept both ways, PREROUTING
+          seed:   4 x N `nsenter --net=/run/netns/NS iptables ...` processes, entering the namespace the
+                  way the module does (FORWARD accept both ways, PREROUTING
                   DNAT, POSTROUTING SNAT: the rules of the seed note), run by /bin/sh
         then removal: Get-PortForward | Remove-PortForward  vs  4 x N `iptables -D`.
     (b) Single. Median of -Repeat: one New-PortForward (and one Remove-PortForward) in a warm session
@@ -55,7 +56,7 @@ Write-Host ''
 $ext = '203.0.113.1'
 $int = '198.51.100.10'
 $snat = '198.51.100.1'
-$ipTool = Resolve-BenchTool ip
+$nsenter = Resolve-BenchTool nsenter
 $iptables = Resolve-BenchTool iptables
 $iptablesSave = Resolve-BenchTool iptables-save
 $sh = Resolve-BenchTool sh
@@ -69,12 +70,14 @@ function New-Ns([string]$Role) {
 }
 
 function Get-SeedLines([string]$Ns, [int[]]$Ports, [string]$Verb) {
-    # The seed note's four rules per forward, one iptables process each, through ip netns exec.
+    # The seed note's four rules per forward, one iptables process each. Each enters the namespace as the
+    # module's own tools do (nsenter --net), so neither side pays more per process for the lab than the other.
+    $enter = "$nsenter --net=/run/netns/$Ns"
     foreach ($p in $Ports) {
-        "$ipTool netns exec $Ns $iptables $Verb FORWARD -p tcp -d $int --dport $p -j ACCEPT"
-        "$ipTool netns exec $Ns $iptables $Verb FORWARD -p tcp -s $int --sport $p -j ACCEPT"
-        "$ipTool netns exec $Ns $iptables -t nat $Verb PREROUTING -p tcp -d $ext --dport $p -j DNAT --to-destination ${int}:$p"
-        "$ipTool netns exec $Ns $iptables -t nat $Verb POSTROUTING -p tcp -d $int --dport $p -j SNAT --to-source $snat"
+        "$enter $iptables $Verb FORWARD -p tcp -d $int --dport $p -j ACCEPT"
+        "$enter $iptables $Verb FORWARD -p tcp -s $int --sport $p -j ACCEPT"
+        "$enter $iptables -t nat $Verb PREROUTING -p tcp -d $ext --dport $p -j DNAT --to-destination ${int}:$p"
+        "$enter $iptables -t nat $Verb POSTROUTING -p tcp -d $int --dport $p -j SNAT --to-source $snat"
     }
 }
 

@@ -25,7 +25,7 @@
 - Test-PortForward: diagnoses forwards that do not carry traffic (forwarding off, drift, FORWARD policy, foreign DNAT, unreachable internal host, missing return route) and says how to fix each problem.
 - Install-PortForwardService, Uninstall-PortForwardService: persist selected forwards as a systemd oneshot unit that restores only them at boot.
 - Get-Help for every cmdlet with examples; tab completion of -Name and -NetworkNamespace; -Verbose shows every process and iptables-restore payload.
-Requires Linux, root, PowerShell 7.4 or later, iptables (nft or legacy) and iproute2.
+Requires Linux, root, PowerShell 7.4 or later, iptables (nft or legacy), iproute2, and util-linux's nsenter for -NetworkNamespace.
 '@
         }
     }

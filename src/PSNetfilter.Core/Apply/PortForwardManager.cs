@@ -353,7 +353,7 @@ public sealed class PortForwardManager
                 }
 
                 var payload = ChangePlanner.Plan(ruleset, state, adds, removes);
-                _observer.Debug($"Plan ({family}): {adds.Count} to add, {removes.Count} to remove, one iptables-restore of {payload.LineCount} line(s).");
+                _observer.Debug($"Plan ({family}): {adds.Count} to add, {removes.Count} to remove, an iptables-restore payload of {payload.LineCount} line(s).");
                 try
                 {
                     await _host.RestoreAsync(payload, token).ConfigureAwait(false);

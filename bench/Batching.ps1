@@ -236,7 +236,7 @@ try {
 
     $coldMed = [double]::NaN
     if ($ColdRepeat -gt 0) {
-        $pwsh = Get-BenchPwshInvocation
+        $pwsh = Get-TestPwshInvocation
         $psd1 = Join-Path $ModulePath 'PSNetfilter.psd1'
         $cold = [System.Collections.Generic.List[double]]::new()
         for ($i = 0; $i -lt $ColdRepeat; $i++) {

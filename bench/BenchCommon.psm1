@@ -19,14 +19,7 @@ Import-Module (Join-Path $PSScriptRoot '../tests/support/TestProcess.psm1')
 
 $script:RepoRoot = Split-Path -Parent $PSScriptRoot
 $script:Invariant = [System.Globalization.CultureInfo]::InvariantCulture
-$script:ChildEnvironment = @{
-    NO_COLOR                    = '1'
-    LC_ALL                      = 'C'
-    POWERSHELL_TELEMETRY_OPTOUT = '1'
-    POWERSHELL_UPDATECHECK      = 'Off'
-    DOTNET_CLI_TELEMETRY_OPTOUT = '1'
-    DOTNET_NOLOGO               = '1'
-}
+$script:ChildEnvironment = (Get-TestChildEnvironment) + @{ LC_ALL = 'C' }
 
 function Get-BenchRepoRoot { $script:RepoRoot }
 
@@ -85,7 +78,7 @@ function Invoke-BenchProcessSet {
 }
 
 function Invoke-InBenchNamespace {
-    # ip netns exec NS TOOL ARGS..., checked; returns the process result.
+    # ip netns exec NS TOOL ARGS..., checked unless -AllowFailure; returns the process result.
     param(
         [Parameter(Mandatory)][string]$Namespace,
         [Parameter(Mandatory)][string]$FilePath,
@@ -94,14 +87,9 @@ function Invoke-InBenchNamespace {
         [double]$TimeoutSeconds = 120,
         [switch]$AllowFailure
     )
-    $params = @{
-        FilePath       = (Resolve-BenchTool ip)
-        ArgumentList   = @('netns', 'exec', $Namespace, $FilePath) + $ArgumentList
-        TimeoutSeconds = $TimeoutSeconds
-        Check          = (-not $AllowFailure)
-    }
-    if ($PSBoundParameters.ContainsKey('StandardInput')) { $params.StandardInput = $StandardInput }
-    Invoke-BenchProcess @params
+    $params = @{} + $PSBoundParameters
+    $params.Remove('AllowFailure')
+    Invoke-TestInNamespace @params -TimeoutSeconds $TimeoutSeconds -Environment $script:ChildEnvironment -Check:(-not $AllowFailure)
 }
 
 function Test-BenchIsRoot {
@@ -161,7 +149,7 @@ function Initialize-Bench {
         $ModulePath = Join-Path $script:RepoRoot 'out/PSNetfilter'
         if (-not (Test-Path -LiteralPath (Join-Path $ModulePath 'PSNetfilter.psd1'))) {
             Write-Host 'bench: out/PSNetfilter is missing: building it (build.ps1 Build)'
-            $pwsh = Get-BenchPwshInvocation
+            $pwsh = Get-TestPwshInvocation
             $r = Invoke-BenchProcess -FilePath $pwsh[0] -ArgumentList (@($pwsh | Select-Object -Skip 1) + @('-NoProfile', '-NonInteractive', '-File', (Join-Path $script:RepoRoot 'build.ps1'), 'Build')) -TimeoutSeconds 600
             if ($r.ExitCode -ne 0) { throw "bench: build.ps1 Build failed:`n$($r.StdOut)`n$($r.StdErr)" }
         }
@@ -173,18 +161,6 @@ function Initialize-Bench {
         Write-Warning "Namespaces left by an earlier, interrupted bench run: $($leftover -join ', '). Delete them with 'ip netns delete NAME'."
     }
     $ModulePath
-}
-
-function Get-BenchPwshInvocation {
-    # The pwsh that runs us: `dotnet <...>/pwsh.dll` (dotnet tool) or a native pwsh.
-    $processPath = [Environment]::ProcessPath
-    $dll = Join-Path $PSHOME 'pwsh.dll'
-    if ([IO.Path]::GetFileNameWithoutExtension($processPath) -eq 'dotnet' -and (Test-Path -LiteralPath $dll)) {
-        return , @($processPath, $dll)
-    }
-    $native = Join-Path $PSHOME 'pwsh'
-    if (Test-Path -LiteralPath $native) { return , @($native) }
-    return , @($processPath)
 }
 
 function Get-BenchMachine {
@@ -315,6 +291,6 @@ function Write-BenchGoal {
 }
 
 Export-ModuleMember -Function Get-BenchRepoRoot, Resolve-BenchTool, Invoke-BenchProcess, Invoke-BenchProcessSet, Invoke-InBenchNamespace,
-    Test-BenchIsRoot, Install-BenchPackage, Initialize-Bench, Get-BenchPwshInvocation, Get-BenchMachine, Write-BenchMachine,
+    Test-BenchIsRoot, Install-BenchPackage, Initialize-Bench, Get-TestPwshInvocation, Get-BenchMachine, Write-BenchMachine,
     Get-BenchNamespaceList, New-BenchNamespace, Remove-BenchNamespace, Get-Median, Format-Ms, Format-Number, Format-Ratio,
     Write-BenchGoal

@@ -10,7 +10,8 @@
     style rules (KUBE-SVC-/KUBE-SEP-/KUBE-EXT- chains, ClusterIP and NodePort jumps, DNAT to endpoints,
     statistic --mode random, quoted comments, a few REJECT rules in filter) up to -ForeignRules rule lines,
     then -Forwards forwards made with New-PortForward. After warm-up calls, -Repeat rounds alternate:
-      floor (seq):   ip netns exec NS iptables-save, then ip netns exec NS ip6tables-save
+      floor (seq):   iptables-save, then ip6tables-save, each entering the namespace as the module's tools
+                     do (nsenter --net=/run/netns/NS)
       floor (par):   the two at once (the module runs its two reads at once)
       floor (par,-c): the two at once with -c, exactly the reads the module runs
       module:        Get-PortForward -NetworkNamespace NS (warm session, Stopwatch in this process)
@@ -44,7 +45,7 @@ Write-Host '== PSNetfilter listing benchmark =='
 Write-BenchMachine -Machine $machine -ModulePath $ModulePath
 Write-Host ''
 
-$ipTool = Resolve-BenchTool ip
+$nsenter = Resolve-BenchTool nsenter
 $save4 = Resolve-BenchTool iptables-save
 $save6 = Resolve-BenchTool ip6tables-save
 $restore4 = Resolve-BenchTool iptables-restore
@@ -143,16 +144,16 @@ function Measure-Listing([string]$Ns, [int]$Rounds) {
     # warm-up: JIT, page cache, nft caches
     for ($i = 0; $i -lt 3; $i++) {
         $null = Get-PortForward -NetworkNamespace $Ns
-        [void](Invoke-BenchProcessSet -Command @(, @($ipTool, 'netns', 'exec', $Ns, $save4)))
+        [void](Invoke-BenchProcessSet -Command @(, @($nsenter, "--net=/run/netns/$Ns", $save4)))
     }
     for ($i = 0; $i -lt $Rounds; $i++) {
-        $a = Invoke-BenchProcess -FilePath $ipTool -ArgumentList @('netns', 'exec', $Ns, $save4) -Check
-        $b = Invoke-BenchProcess -FilePath $ipTool -ArgumentList @('netns', 'exec', $Ns, $save6) -Check
+        $a = Invoke-BenchProcess -FilePath $nsenter -ArgumentList @("--net=/run/netns/$Ns", $save4) -Check
+        $b = Invoke-BenchProcess -FilePath $nsenter -ArgumentList @("--net=/run/netns/$Ns", $save6) -Check
         $seq.Add($a.Elapsed.TotalMilliseconds + $b.Elapsed.TotalMilliseconds)
 
-        $p = Invoke-BenchProcessSet -Command @(@($ipTool, 'netns', 'exec', $Ns, $save4), @($ipTool, 'netns', 'exec', $Ns, $save6))
+        $p = Invoke-BenchProcessSet -Command @(@($nsenter, "--net=/run/netns/$Ns", $save4), @($nsenter, "--net=/run/netns/$Ns", $save6))
         $par.Add($p.Elapsed.TotalMilliseconds)
-        $p = Invoke-BenchProcessSet -Command @(@($ipTool, 'netns', 'exec', $Ns, $save4, '-c'), @($ipTool, 'netns', 'exec', $Ns, $save6, '-c'))
+        $p = Invoke-BenchProcessSet -Command @(@($nsenter, "--net=/run/netns/$Ns", $save4, '-c'), @($nsenter, "--net=/run/netns/$Ns", $save6, '-c'))
         $parC.Add($p.Elapsed.TotalMilliseconds)
 
         [GC]::Collect(); [GC]::WaitForPendingFinalizers(); [GC]::Collect()

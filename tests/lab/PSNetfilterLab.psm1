@@ -20,42 +20,16 @@ $script:LabRoot = $PSScriptRoot
 $script:ServerScript = Join-Path $PSScriptRoot 'LabServer.ps1'
 $script:ProbeScript = Join-Path $PSScriptRoot 'LabProbe.ps1'
 
-# Child processes: no colours, no telemetry, no update checks.
 Import-Module (Join-Path $PSScriptRoot '../support/TestProcess.psm1')
 
-$script:ChildEnvironment = @{
-    NO_COLOR                    = '1'
-    POWERSHELL_TELEMETRY_OPTOUT = '1'
-    POWERSHELL_UPDATECHECK      = 'Off'
-    DOTNET_CLI_TELEMETRY_OPTOUT = '1'
-    DOTNET_NOLOGO               = '1'
-}
+# Child processes: no colours, no telemetry, no update checks.
+$script:ChildEnvironment = Get-TestChildEnvironment
 
 #region helpers (not exported)
 
 function Resolve-LabTool {
     param([Parameter(Mandatory)][string]$Name)
     Resolve-TestTool -Name $Name -Hint 'Install it (apt-get install -y iptables iproute2) and run as root.'
-}
-
-function Get-LabPwshInvocation {
-    # The pwsh that runs us: either a native pwsh or `dotnet <...>/pwsh.dll` (dotnet tool).
-    $processPath = [Environment]::ProcessPath
-    $dll = Join-Path $PSHOME 'pwsh.dll'
-    if ([IO.Path]::GetFileNameWithoutExtension($processPath) -eq 'dotnet' -and (Test-Path -LiteralPath $dll)) {
-        return , @($processPath, $dll)
-    }
-    $native = Join-Path $PSHOME 'pwsh'
-    if (Test-Path -LiteralPath $native) { return , @($native) }
-    # Hosted PowerShell (e.g. inside a test host): find a pwsh some other way.
-    $cmd = Get-Command pwsh -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
-    if ($cmd) { return , @($cmd.Source) }
-    $dotnet = Get-Command dotnet -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
-    $nugetRoot = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path $HOME '.nuget/packages' }
-    $toolDll = Get-ChildItem -Path (Join-Path $nugetRoot 'powershell/*/tools/*/any/unix/pwsh.dll') -ErrorAction SilentlyContinue |
-        Sort-Object FullName -Descending | Select-Object -First 1
-    if ($dotnet -and $toolDll) { return , @($dotnet.Source, $toolDll.FullName) }
-    throw 'PSNetfilterLab: cannot find pwsh to run the lab server/probe with.'
 }
 
 function Invoke-LabProcess {
@@ -95,7 +69,7 @@ function Invoke-LabIp {
 }
 
 function Invoke-InNamespace {
-    # ip netns exec <ns> <tool> <args...>
+    # ip netns exec <ns> <tool> <args...>; returns stdout, throws on failure unless -IgnoreError.
     param(
         [Parameter(Mandatory)][string]$Namespace,
         [Parameter(Mandatory)][string]$FilePath,
@@ -104,14 +78,9 @@ function Invoke-InNamespace {
         [double]$TimeoutSeconds = 60,
         [switch]$IgnoreError
     )
-    $params = @{
-        FilePath       = (Resolve-LabTool ip)
-        ArgumentList   = @('netns', 'exec', $Namespace, $FilePath) + $ArgumentList
-        TimeoutSeconds = $TimeoutSeconds
-        IgnoreError    = $IgnoreError
-    }
-    if ($PSBoundParameters.ContainsKey('StandardInput')) { $params.StandardInput = $StandardInput }
-    Invoke-LabCommand @params
+    $params = @{} + $PSBoundParameters
+    $params.Remove('IgnoreError')
+    (Invoke-TestInNamespace @params -Environment $script:ChildEnvironment -Check:(-not $IgnoreError)).StdOut
 }
 
 function Set-LabSysctl {
@@ -369,7 +338,7 @@ function Start-PSNetfilterLabServer {
     # Its output goes to a log file, never to our pipes.
     $psi = [System.Diagnostics.ProcessStartInfo]::new('/bin/sh')
     foreach ($a in @('-c', 'log="$1"; shift; exec "$@" >"$log" 2>&1 </dev/null', 'sh', $log, $ipTool, 'netns', 'exec', $ns) +
-        (Get-LabPwshInvocation) + $serverArgs) {
+        (Get-TestPwshInvocation) + $serverArgs) {
         $psi.ArgumentList.Add($a)
     }
     $psi.UseShellExecute = $false
@@ -473,7 +442,7 @@ function Invoke-PSNetfilterLabProbe {
     $ns = Get-LabNamespace -Lab $Lab -Role $From
     $json = ConvertTo-Json -InputObject @($items.ToArray()) -Compress -Depth 3
     $b64 = [Convert]::ToBase64String([System.Text.Encoding]::UTF8.GetBytes($json))
-    $argsList = @('netns', 'exec', $ns) + (Get-LabPwshInvocation) + @(
+    $argsList = @('netns', 'exec', $ns) + (Get-TestPwshInvocation) + @(
         '-NoProfile', '-NonInteractive', '-File', $script:ProbeScript,
         '-TargetsBase64', $b64, '-TimeoutSeconds', $TimeoutSeconds.ToString([cultureinfo]::InvariantCulture))
     # Each target takes at most ~2 timeouts (HTTP) and they run 32 at a time; add pwsh start-up.

@@ -129,40 +129,9 @@ BeforeAll {
         [pscustomobject]@{ Output = $output.ToArray(); Errors = $errors.ToArray() }
     }
 
-    function script:Get-PwshInvocation {
-        # The pwsh running these tests: `dotnet .../pwsh.dll` (the dotnet tool) or a native pwsh.
-        $exe = (Get-Process -Id $PID).Path
-        if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') {
-            return , @($exe, (Join-Path $PSHOME 'pwsh.dll'))
-        }
-        , @($exe)
-    }
-
-    function script:Invoke-Child([string[]]$ArgumentList, [hashtable]$Environment = @{}, [string]$WorkingDirectory, [int]$TimeoutSeconds = 120) {
-        $psi = [System.Diagnostics.ProcessStartInfo]::new($ArgumentList[0])
-        foreach ($a in @($ArgumentList | Select-Object -Skip 1)) { $psi.ArgumentList.Add($a) }
-        $psi.UseShellExecute = $false
-        $psi.RedirectStandardOutput = $true
-        $psi.RedirectStandardError = $true
-        if ($WorkingDirectory) { $psi.WorkingDirectory = $WorkingDirectory }
-        foreach ($k in @{ NO_COLOR = '1'; POWERSHELL_TELEMETRY_OPTOUT = '1'; POWERSHELL_UPDATECHECK = 'Off'; DOTNET_CLI_TELEMETRY_OPTOUT = '1'; DOTNET_NOLOGO = '1' }.GetEnumerator()) {
-            $psi.Environment[$k.Key] = $k.Value
-        }
-        foreach ($k in $Environment.Keys) { $psi.Environment[$k] = $Environment[$k] }
-        $p = [System.Diagnostics.Process]::Start($psi)
-        try {
-            $out = $p.StandardOutput.ReadToEndAsync()
-            $err = $p.StandardError.ReadToEndAsync()
-            if (-not $p.WaitForExit($TimeoutSeconds * 1000)) {
-                try { $p.Kill($true) } catch { }
-                throw "child process timed out after $TimeoutSeconds s: $($ArgumentList -join ' ')"
-            }
-            $p.WaitForExit()
-            [pscustomobject]@{ ExitCode = $p.ExitCode; StdOut = $out.GetAwaiter().GetResult(); StdErr = $err.GetAwaiter().GetResult() }
-        }
-        finally {
-            $p.Dispose()
-        }
+    function script:Invoke-Child([string[]]$ArgumentList, [hashtable]$Environment = @{}, [string]$WorkingDirectory) {
+        # A child process with the usual child environment (tests/support/TestProcess.psm1), plus $Environment.
+        Invoke-TestProcess -FilePath $ArgumentList[0] -ArgumentList @($ArgumentList | Select-Object -Skip 1) -Environment ((Get-TestChildEnvironment) + $Environment) -WorkingDirectory $WorkingDirectory -TimeoutSeconds 120
     }
 
     # The script a child pwsh runs: import the module, call the cmdlets on the lab gateway, and print every
@@ -207,6 +176,7 @@ foreach ($c in $calls.Keys) {
 Describe $ErrorsTitle -Skip:([bool]$ErrorsSkipReason) {
     BeforeAll {
         Import-Module (Join-Path $PSScriptRoot '../lab/PSNetfilterLab.psm1') -Force
+        Import-Module (Join-Path $PSScriptRoot '../support/TestProcess.psm1') -Force
         if (-not (Test-Path -LiteralPath $script:ModuleManifest)) {
             throw "The built module was not found at '$($script:ModuleManifest)'. Build it (./build.ps1 Build) and set PSNETFILTER_TEST_MODULE to out/PSNetfilter."
         }
@@ -399,7 +369,7 @@ Describe $ErrorsTitle -Skip:([bool]$ErrorsSkipReason) {
 
             $setpriv = (Get-Command setpriv -CommandType Application | Select-Object -First 1).Source
             $argv = @($setpriv, '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=+dac_read_search', '--ambient-caps=+dac_read_search') +
-                (Get-PwshInvocation) + @('-NoProfile', '-NonInteractive', '-File', $scriptPath, '-Manifest', $script:ModuleManifest, '-Namespace', $script:gw, '-Mode', 'NotRoot')
+                (Get-TestPwshInvocation) + @('-NoProfile', '-NonInteractive', '-File', $scriptPath, '-Manifest', $script:ModuleManifest, '-Namespace', $script:gw, '-Mode', 'NotRoot')
             $res = Invoke-Child -ArgumentList $argv -Environment @{ HOME = $home65534; XDG_CONFIG_HOME = $home65534; XDG_DATA_HOME = $home65534; XDG_CACHE_HOME = $home65534 } -WorkingDirectory $home65534
             $res.StdOut | Should -Not -BeNullOrEmpty -Because "the child must report its errors (stderr: $($res.StdErr))"
             $report = $res.StdOut | ConvertFrom-Json
@@ -426,7 +396,7 @@ Describe $ErrorsTitle -Skip:([bool]$ErrorsSkipReason) {
             $unshare = (Get-Command unshare -CommandType Application | Select-Object -First 1).Source
             $hide = 'for d in /usr/sbin /sbin /usr/local/sbin; do if [ -d "$d" ] && [ ! -L "$d" ]; then mount -t tmpfs -o size=64k,mode=755 psnfn-empty "$d" || exit 97; fi; done; exec "$@"'
             $argv = @($unshare, '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', $hide, 'sh') +
-                (Get-PwshInvocation) + @('-NoProfile', '-NonInteractive', '-File', $scriptPath, '-Manifest', $script:ModuleManifest, '-Namespace', $script:gw, '-Mode', 'NoIptables')
+                (Get-TestPwshInvocation) + @('-NoProfile', '-NonInteractive', '-File', $scriptPath, '-Manifest', $script:ModuleManifest, '-Namespace', $script:gw, '-Mode', 'NoIptables')
             $res = Invoke-Child -ArgumentList $argv -Environment @{ PATH = '/usr/bin:/bin' }
             $res.ExitCode | Should -Not -Be 97 -Because "hiding the sbin folders must work (stderr: $($res.StdErr))"
             $res.StdOut | Should -Not -BeNullOrEmpty -Because "the child must report its errors (stderr: $($res.StdErr))"

@@ -1,5 +1,6 @@
 # Process helpers shared by the lab, the test helpers and the benchmarks: one process, an exact argument list
-# (never a shell string), bounded in time, with its output captured.
+# (never a shell string), bounded in time, with its output captured; the same inside a namespace; and how to
+# start a child pwsh.
 Set-StrictMode -Version 3.0
 
 function Resolve-TestTool {
@@ -24,17 +25,20 @@ function Invoke-TestProcess {
     <#
     .SYNOPSIS
         Runs one process; returns Command, ExitCode, StdOut, StdErr, Output (both), TimedOut and Elapsed
-        (wall time until it exited and all output was read). -Check throws unless it exited 0.
+        (wall time until it exited and all output was read). -Check throws unless it exited 0. -Environment
+        adds to (or overrides) the inherited environment.
     #>
     param(
         [Parameter(Mandatory)][string]$FilePath,
         [string[]]$ArgumentList = @(),
         [string]$StandardInput,
         [hashtable]$Environment = @{},
+        [string]$WorkingDirectory,
         [double]$TimeoutSeconds = 60,
         [switch]$Check
     )
     $psi = [System.Diagnostics.ProcessStartInfo]::new($(if ($FilePath.Contains('/')) { $FilePath } else { Resolve-TestTool $FilePath }))
+    if ($WorkingDirectory) { $psi.WorkingDirectory = $WorkingDirectory }
     foreach ($a in $ArgumentList) { $psi.ArgumentList.Add($a) }
     $psi.UseShellExecute = $false
     $psi.RedirectStandardOutput = $true
@@ -80,4 +84,66 @@ function Invoke-TestProcess {
     $r
 }
 
-Export-ModuleMember -Function Resolve-TestTool, Invoke-TestProcess
+function Invoke-TestInNamespace {
+    <#
+    .SYNOPSIS
+        Invoke-TestProcess of `ip netns exec NAMESPACE TOOL ARGS...` (how an admin runs a tool in a namespace).
+    #>
+    param(
+        [Parameter(Mandatory)][string]$Namespace,
+        [Parameter(Mandatory)][string]$FilePath,
+        [string[]]$ArgumentList = @(),
+        [string]$StandardInput,
+        [hashtable]$Environment = @{},
+        [double]$TimeoutSeconds = 60,
+        [switch]$Check
+    )
+    $params = @{
+        FilePath       = (Resolve-TestTool ip)
+        ArgumentList   = @('netns', 'exec', $Namespace, $FilePath) + $ArgumentList
+        Environment    = $Environment
+        TimeoutSeconds = $TimeoutSeconds
+        Check          = $Check
+    }
+    if ($PSBoundParameters.ContainsKey('StandardInput')) { $params.StandardInput = $StandardInput }
+    Invoke-TestProcess @params
+}
+
+function Get-TestChildEnvironment {
+    <#
+    .SYNOPSIS
+        The environment for child pwsh processes and tools: no colours, telemetry, update checks or banners.
+    #>
+    @{
+        NO_COLOR                    = '1'
+        POWERSHELL_TELEMETRY_OPTOUT = '1'
+        POWERSHELL_UPDATECHECK      = 'Off'
+        DOTNET_CLI_TELEMETRY_OPTOUT = '1'
+        DOTNET_NOLOGO               = '1'
+    }
+}
+
+function Get-TestPwshInvocation {
+    <#
+    .SYNOPSIS
+        The command line prefix that starts the pwsh running us: `dotnet <...>/pwsh.dll` (the dotnet tool) or a
+        native pwsh; in a hosted PowerShell (a test host), a pwsh from PATH or the PowerShell tool package.
+    #>
+    $processPath = [Environment]::ProcessPath
+    $dll = Join-Path $PSHOME 'pwsh.dll'
+    if ([IO.Path]::GetFileNameWithoutExtension($processPath) -eq 'dotnet' -and (Test-Path -LiteralPath $dll)) {
+        return , @($processPath, $dll)
+    }
+    $native = Join-Path $PSHOME 'pwsh'
+    if (Test-Path -LiteralPath $native) { return , @($native) }
+    $cmd = Get-Command pwsh -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
+    if ($cmd) { return , @($cmd.Source) }
+    $dotnet = Get-Command dotnet -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
+    $nugetRoot = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path $HOME '.nuget/packages' }
+    $toolDll = Get-ChildItem -Path (Join-Path $nugetRoot 'powershell/*/tools/*/any/unix/pwsh.dll') -ErrorAction SilentlyContinue |
+        Sort-Object FullName -Descending | Select-Object -First 1
+    if ($dotnet -and $toolDll) { return , @($dotnet.Source, $toolDll.FullName) }
+    throw 'TestProcess: cannot find pwsh to start a child process with.'
+}
+
+Export-ModuleMember -Function Resolve-TestTool, Invoke-TestProcess, Invoke-TestInNamespace, Get-TestChildEnvironment, Get-TestPwshInvocation

@@ -78,14 +78,7 @@ public sealed class InstallPortForwardServiceCommand : PSNetfilterCmdlet
     {
         try
         {
-            var ns = string.IsNullOrEmpty(NetworkNamespace) ? null : NetworkNamespace;
-            if (ns is not null)
-            {
-                ServiceNames.ValidateNetworkNamespace(ns);
-            }
-
-            var unit = ServiceNames.Resolve(Name, ns);
-            var root = ServicePaths.NormalizeRoot(string.IsNullOrEmpty(Root) ? "/" : SessionState.Path.GetUnresolvedProviderPathFromPSPath(Root));
+            var (ns, unit, root) = ResolveServiceTarget(Name, NetworkNamespace, Root);
 
             if (ParameterSetName == NameSet)
             {
@@ -105,7 +98,7 @@ public sealed class InstallPortForwardServiceCommand : PSNetfilterCmdlet
                 WriteWarning($"The network namespace '{ns}' does not exist now; it must exist when {unit} starts.");
             }
 
-            var manager = new PortForwardServiceManager(new SystemdControl(log: m => ((Core.Apply.IChangeObserver)this).Verbose(m)), this);
+            var manager = CreateServiceManager();
             var service = Run(ct => manager.InstallAsync(set, root, NoStart, ct));
             if (service is not null)
             {

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Management.Automation;
 using PSNetfilter.Core.Apply;
+using PSNetfilter.Core.Persistence;
 using PSNetfilter.Core.Processes;
 
 namespace PSNetfilter.Commands;
@@ -22,6 +23,26 @@ public abstract class PSNetfilterCmdlet : PSCmdlet, IChangeObserver
         new(networkNamespace, log: m => _pending.Enqueue(() => WriteVerbose(m)));
 
     protected PortForwardManager CreateManager(string? networkNamespace) => new(CreateHost(networkNamespace), this);
+
+    /// <summary>A service manager whose systemctl calls and script runs show in -Verbose.</summary>
+    protected PortForwardServiceManager CreateServiceManager() =>
+        new(new SystemdControl(log: m => ((IChangeObserver)this).Verbose(m)), this);
+
+    /// <summary>
+    /// What Install- and Uninstall-PortForwardService act on: the namespace (validated), the unit name and the
+    /// root folder (a PowerShell path resolved to a file system path).
+    /// </summary>
+    protected (string? Namespace, string Unit, string Root) ResolveServiceTarget(string? name, string? networkNamespace, string? root)
+    {
+        var ns = string.IsNullOrEmpty(networkNamespace) ? null : networkNamespace;
+        if (ns is not null)
+        {
+            ServiceNames.ValidateNetworkNamespace(ns);
+        }
+
+        var unit = ServiceNames.Resolve(name, ns);
+        return (ns, unit, ServicePaths.NormalizeRoot(string.IsNullOrEmpty(root) ? "/" : SessionState.Path.GetUnresolvedProviderPathFromPSPath(root)));
+    }
 
     /// <summary>Runs an async core call to completion on the pipeline thread, then writes what it queued.</summary>
     protected T Run<T>(Func<CancellationToken, Task<T>> call)

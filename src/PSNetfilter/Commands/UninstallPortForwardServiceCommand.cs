@@ -34,15 +34,8 @@ public sealed class UninstallPortForwardServiceCommand : PSNetfilterCmdlet
     {
         try
         {
-            var ns = string.IsNullOrEmpty(NetworkNamespace) ? null : NetworkNamespace;
-            if (ns is not null)
-            {
-                ServiceNames.ValidateNetworkNamespace(ns);
-            }
-
-            var unit = ServiceNames.Resolve(Name, ns);
-            var root = ServicePaths.NormalizeRoot(string.IsNullOrEmpty(Root) ? "/" : SessionState.Path.GetUnresolvedProviderPathFromPSPath(Root));
-            var manager = new PortForwardServiceManager(new SystemdControl(log: m => ((Core.Apply.IChangeObserver)this).Verbose(m)), this);
+            var (_, unit, root) = ResolveServiceTarget(Name, NetworkNamespace, Root);
+            var manager = CreateServiceManager();
             Run(ct => manager.UninstallAsync(unit, root, RemoveForwards, ct));
         }
         catch (NetfilterException ex)

@@ -17,13 +17,7 @@ $script:TempDirectories = [System.Collections.Generic.List[string]]::new()
 $script:LockDirectory = '/run/psnetfilter'
 $script:Backend = $null
 
-$script:ChildEnvironment = @{
-    NO_COLOR                    = '1'
-    POWERSHELL_TELEMETRY_OPTOUT = '1'
-    POWERSHELL_UPDATECHECK      = 'Off'
-    DOTNET_CLI_TELEMETRY_OPTOUT = '1'
-    DOTNET_NOLOGO               = '1'
-}
+$script:ChildEnvironment = Get-TestChildEnvironment
 
 #region processes and tools
 
@@ -58,27 +52,9 @@ function Invoke-RelInNamespace {
         [switch]$AllowFailure
     )
     Assert-RelNamespace $Namespace
-    $params = @{ FilePath = (Resolve-RelTool ip); ArgumentList = @('netns', 'exec', $Namespace, $FilePath) + $ArgumentList }
-    if ($PSBoundParameters.ContainsKey('StandardInput')) { $params.StandardInput = $StandardInput }
-    $r = Invoke-RelProcess @params
-    if ($r.ExitCode -ne 0 -and -not $AllowFailure) {
-        throw "ReliabilityHelpers: '$FilePath $($ArgumentList -join ' ')' in $Namespace failed (exit $($r.ExitCode)): $($r.StdErr.Trim())"
-    }
-    $r
-}
-
-function Get-RelPwshInvocation {
-    # The pwsh running us: `dotnet .../pwsh.dll` (dotnet tool) or a native pwsh.
-    $processPath = [Environment]::ProcessPath
-    $dll = Join-Path $PSHOME 'pwsh.dll'
-    if ([IO.Path]::GetFileNameWithoutExtension($processPath) -eq 'dotnet' -and (Test-Path -LiteralPath $dll)) {
-        return , @($processPath, $dll)
-    }
-    $native = Join-Path $PSHOME 'pwsh'
-    if (Test-Path -LiteralPath $native) { return , @($native) }
-    $cmd = Get-Command pwsh -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
-    if ($cmd) { return , @($cmd.Source) }
-    throw 'ReliabilityHelpers: cannot find pwsh for the child processes.'
+    $params = @{} + $PSBoundParameters
+    $params.Remove('AllowFailure')
+    Invoke-TestInNamespace @params -Environment @{ LC_ALL = 'C' } -Check:(-not $AllowFailure)
 }
 
 function Start-RelChildPwsh {
@@ -91,7 +67,7 @@ function Start-RelChildPwsh {
         [string[]]$ArgumentList = @(),
         [hashtable]$Environment = @{}
     )
-    $pwsh = Get-RelPwshInvocation
+    $pwsh = Get-TestPwshInvocation
     $psi = [System.Diagnostics.ProcessStartInfo]::new($pwsh[0])
     foreach ($a in @($pwsh | Select-Object -Skip 1) + @('-NoProfile', '-NonInteractive', '-File', $ScriptPath) + $ArgumentList) {
         $psi.ArgumentList.Add($a)
@@ -512,7 +488,7 @@ function Find-RelRestoreProcess {
         if ($procId -notmatch '^\d+$') { continue }
         try { $cmd = [IO.File]::ReadAllText("$d/cmdline") } catch { continue }
         if ($cmd -notmatch 'tables[^\x00]*-restore' -or $cmd -notmatch '--noflush') { continue }
-        $mine = $cmd.Contains("`0$Namespace`0") -or $cmd.Contains("`0--net=/run/netns/$Namespace`0")
+        $mine = $cmd.Contains("`0--net=/run/netns/$Namespace`0")
         if (-not $mine) {
             try { $mine = ([IO.File]::ResolveLinkTarget("$d/ns/net", $false).ToString() -match "\[$NamespaceInode\]") } catch { }
             if (-not $mine) {
@@ -562,7 +538,7 @@ function Wait-RelCondition {
 
 #endregion
 
-Export-ModuleMember -Function Resolve-RelTool, Test-RelTool, Invoke-RelProcess, Invoke-RelInNamespace, Get-RelPwshInvocation,
+Export-ModuleMember -Function Resolve-RelTool, Test-RelTool, Invoke-RelProcess, Invoke-RelInNamespace,
     Start-RelChildPwsh, Get-RelChildText, Stop-RelProcess, New-RelTempDirectory, New-RelNamespace, Get-RelLockPath,
     Remove-RelResources, Get-RelBackend, Import-RelRules, Invoke-RelIptables, Get-RelDump, Get-RelForeignLines,
     Get-RelTagCount, Get-RelTagProblem, Get-RelJumpCount, New-RelForwardItem, Start-RelPipeline, Stop-RelPipeline,

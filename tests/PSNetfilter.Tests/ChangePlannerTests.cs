@@ -89,26 +89,27 @@ public partial class ChangePlannerTests
     {
         var payload = Plan(string.Empty, new[] { Defs.Web });
 
+        // Rule by rule: the hooked chain and its jump, the dispatch chains and jumps down to the leaf, the rule.
         Assert.Equal(
             new[]
             {
                 "*nat",
                 ":PSNF-PREROUTING - [0:0]",
                 "-I PREROUTING 1 -j PSNF-PREROUTING",
-                ":PSNF-POSTROUTING - [0:0]",
-                "-I POSTROUTING 1 -j PSNF-POSTROUTING",
                 ":PSNF-PRE-T1 - [0:0]",
-                ":PSNF-PRE-T1F - [0:0]",
-                ":PSNF-PRE-T1F9 - [0:0]",
-                ":PSNF-POST-1 - [0:0]",
-                ":PSNF-POST-1F - [0:0]",
-                ":PSNF-POST-1F9 - [0:0]",
                 "-A PSNF-PREROUTING -p tcp -m tcp --dport 4096:8191 -j PSNF-PRE-T1",
+                ":PSNF-PRE-T1F - [0:0]",
                 "-A PSNF-PRE-T1 -p tcp -m tcp --dport 7936:8191 -j PSNF-PRE-T1F",
+                ":PSNF-PRE-T1F9 - [0:0]",
                 "-A PSNF-PRE-T1F -p tcp -m tcp --dport 8080:8095 -j PSNF-PRE-T1F9",
                 Rule(Defs.Web, RuleRole.Dnat),
+                ":PSNF-POSTROUTING - [0:0]",
+                "-I POSTROUTING 1 -j PSNF-POSTROUTING",
+                ":PSNF-POST-1 - [0:0]",
                 "-A PSNF-POSTROUTING -m conntrack --ctorigdstport 4096:8191 -j PSNF-POST-1",
+                ":PSNF-POST-1F - [0:0]",
                 "-A PSNF-POST-1 -m conntrack --ctorigdstport 7936:8191 -j PSNF-POST-1F",
+                ":PSNF-POST-1F9 - [0:0]",
                 "-A PSNF-POST-1F -m conntrack --ctorigdstport 8080:8095 -j PSNF-POST-1F9",
                 Rule(Defs.Web, RuleRole.Snat),
                 "COMMIT",
@@ -116,10 +117,10 @@ public partial class ChangePlannerTests
                 ":PSNF-FORWARD - [0:0]",
                 "-I FORWARD 1 -j PSNF-FORWARD",
                 ":PSNF-FWD-1 - [0:0]",
-                ":PSNF-FWD-1F - [0:0]",
-                ":PSNF-FWD-1F9 - [0:0]",
                 "-A PSNF-FORWARD -m conntrack --ctorigdstport 4096:8191 -j PSNF-FWD-1",
+                ":PSNF-FWD-1F - [0:0]",
                 "-A PSNF-FWD-1 -m conntrack --ctorigdstport 7936:8191 -j PSNF-FWD-1F",
+                ":PSNF-FWD-1F9 - [0:0]",
                 "-A PSNF-FWD-1F -m conntrack --ctorigdstport 8080:8095 -j PSNF-FWD-1F9",
                 Rule(Defs.Web, RuleRole.Forward),
                 "COMMIT",

@@ -56,6 +56,26 @@ public sealed class PortForwardManagerTests : IDisposable
         public Task<IReadOnlyList<ChangeResult>> NewAsync(bool force, params PortForwardDefinition[] defs) =>
             NewAsync(force, defs.Select(Request).ToArray());
 
+        /// <summary>New-PortForward's streamed change: opened on the first forwards, then one PlanAdds per forward.</summary>
+        public async Task<IReadOnlyList<ChangeResult>?> StreamAsync(bool force, IReadOnlyList<PortForwardDefinition> defs, Action<ChangeSession>? beforeCommit = null)
+        {
+            var first = defs.Take(PortForwardManager.StreamFromForwards).ToList();
+            using var session = await Manager.TryOpenStreamingAsync(first, CancellationToken.None);
+            if (session is null)
+            {
+                return null;
+            }
+
+            Manager.PlanAdds(session, first, force);
+            foreach (var def in defs.Skip(first.Count))
+            {
+                Manager.PlanAdds(session, new[] { def }, force);
+            }
+
+            beforeCommit?.Invoke(session);
+            return await Manager.CommitAsync(session, CancellationToken.None);
+        }
+
         public async Task<IReadOnlyList<ChangeResult>> RemoveAsync(params RemoveSelector[] selectors)
         {
             using var session = await Manager.OpenAsync(CancellationToken.None);
@@ -584,6 +604,14 @@ public sealed class PortForwardManagerTests : IDisposable
     }
 
     /// <summary>No forward is left half there: every forward read back is complete, and no dispatch chain is empty.</summary>
+    /// <summary>The same tables with the same chains and rules (the model kernel lists tables in the order they were last committed).</summary>
+    private static void AssertSameTables(string expected, string actual)
+    {
+        static IEnumerable<string> Sections(string save) =>
+            save.Split('*', StringSplitOptions.RemoveEmptyEntries).OrderBy(t => t, StringComparer.Ordinal);
+        Assert.Equal(Sections(expected), Sections(actual));
+    }
+
     private static async Task AssertWholeOrAbsent(Rig rig)
     {
         var state = PSNetfilter.Core.Planning.ForwardReader.Read(rig.Runner.Kernel4!.Parse(), null);
@@ -710,6 +738,129 @@ public sealed class PortForwardManagerTests : IDisposable
         Assert.Contains(now, f => f.Name == "dns" && f.Definition.Equals(Defs.Dns));
         Assert.DoesNotContain(now, f => f.Name == "web" && !f.Definition.Equals(Defs.Web));
         await AssertWholeOrAbsent(rig);
+    }
+
+    [Fact]
+    public async Task A_streamed_change_writes_its_lines_before_the_commit_and_applies_what_one_payload_would()
+    {
+        var streamed = MakeWithKernel(Golden.Read("nft", "foreign-only.v4.save"));
+        var planned = MakeWithKernel(Golden.Read("nft", "foreign-only.v4.save"));
+        var defs = Many(200);
+        string? before = null;
+
+        var results = await streamed.StreamAsync(false, defs, _ =>
+        {
+            // The writer hands blocks to the processes in the background: wait (briefly) for the first.
+            SpinWait.SpinUntil(
+                () => (before = string.Concat(streamed.Runner.LiveInputs.Select(i => i.Text))).Contains("psnf:v1:f05:dnat", StringComparison.Ordinal),
+                TimeSpan.FromSeconds(5));
+        });
+        await planned.NewAsync(false, defs);
+
+        Assert.NotNull(results);
+        Assert.Equal(200, results!.Count(r => r.Kind == ChangeKind.Created));
+        Assert.Equal(2, streamed.Runner.LateStarts); // nat and filter, started when the change opened
+        Assert.Contains("psnf:v1:f05:dnat", before, StringComparison.Ordinal); // handed over while forwards still came
+        Assert.DoesNotContain("COMMIT", before, StringComparison.Ordinal); // but nothing committed before the end
+        AssertSameTables(planned.Runner.Kernel4!.Save(), streamed.Runner.Kernel4!.Save());
+        var sent = streamed.Runner.Restores.Select(r => r.Payload).OrderBy(p => p, StringComparer.Ordinal);
+        var whole = planned.Runner.Restores.Select(r => r.Payload).OrderBy(p => p, StringComparer.Ordinal);
+        Assert.Equal(whole, sent); // the same lines, in the same order, as the payload planned at once
+        await AssertWholeOrAbsent(streamed);
+    }
+
+    [Fact]
+    public async Task An_abandoned_stream_applies_nothing()
+    {
+        var rig = MakeWithKernel();
+        var before = rig.Runner.Kernel4!.Save();
+        var session = await rig.Manager.TryOpenStreamingAsync(Many(40), CancellationToken.None);
+        Assert.NotNull(session);
+        foreach (var def in Many(300))
+        {
+            rig.Manager.PlanAdds(session!, new[] { def }, force: false);
+        }
+
+        // Blocks reach the processes in the background: wait (briefly) until they hold some rules.
+        Assert.True(SpinWait.SpinUntil(() => rig.Runner.LiveInputs.Any(i => i.Text.Contains("-A PSNF-", StringComparison.Ordinal)), TimeSpan.FromSeconds(5)));
+        session!.Dispose(); // a stopped pipeline: the input ends without COMMIT
+
+        Assert.Equal(before, rig.Runner.Kernel4.Save());
+        Assert.All(rig.Runner.Restores, r => Assert.DoesNotContain("COMMIT", r.Payload, StringComparison.Ordinal));
+        Assert.Contains(rig.Log, l => l.Contains("abandoned", StringComparison.Ordinal));
+        using var again = NamespaceLock.TryAcquire(null, _lockDir); // and the lock is free
+        Assert.NotNull(again);
+    }
+
+    [Fact]
+    public async Task A_stream_is_not_opened_while_another_change_holds_the_lock()
+    {
+        var rig = MakeWithKernel();
+        using (var held = NamespaceLock.TryAcquire(null, _lockDir))
+        {
+            Assert.NotNull(held);
+            var started = DateTime.UtcNow;
+            Assert.Null(await rig.StreamAsync(false, Many(40)));
+            Assert.True(DateTime.UtcNow - started < TimeSpan.FromMilliseconds(250), "it does not wait for the lock");
+        }
+
+        Assert.DoesNotContain(rig.Runner.Requests, r => FakeProcessRunner.Unwrap(r).Program == FakeProcessRunner.Restore4);
+    }
+
+    [Fact]
+    public async Task A_stream_is_not_opened_with_the_legacy_backend()
+    {
+        var rig = MakeWithKernel();
+        var legacy = new NetfilterHost(null, rig.Runner)
+        {
+            SkipSystemChecks = true,
+            Backend = FakeProcessRunner.Backend with { Kind = PSNetfilter.Core.Iptables.IptablesBackendKind.Legacy },
+            LockDirectory = _lockDir,
+        };
+
+        Assert.Null(await new PortForwardManager(legacy, rig.Observer).TryOpenStreamingAsync(Many(40), CancellationToken.None));
+        using var free = NamespaceLock.TryAcquire(null, _lockDir); // it took no lock
+        Assert.NotNull(free);
+    }
+
+    [Theory]
+    [InlineData("fwd")]
+    [InlineData("dnat")]
+    public async Task A_refusal_in_a_streamed_change_drops_that_forward_and_applies_the_rest(string role)
+    {
+        var rig = MakeWithKernel();
+        rig.Runner.Kernel4!.Refuse = line => line.Contains($"psnf:v1:bad:{role}", StringComparison.Ordinal);
+
+        var results = await rig.StreamAsync(false, Many(120, bad: "bad"));
+
+        Assert.Equal(119, results!.Count);
+        var error = Assert.IsType<CommandFailedException>(Assert.Single(rig.Observer.Failures));
+        Assert.Equal("bad", error.Target);
+        Assert.Contains($"psnf:v1:bad:{role}", error.FailedInput, StringComparison.Ordinal);
+        Assert.Equal(119, (await rig.Manager.GetAsync(CancellationToken.None)).Count);
+        Assert.DoesNotContain("psnf:v1:bad:", rig.Runner.Kernel4.Save());
+        await AssertWholeOrAbsent(rig);
+    }
+
+    [Fact]
+    public async Task A_streamed_change_replaces_with_force_like_one_payload()
+    {
+        var streamed = MakeWithKernel();
+        var planned = MakeWithKernel();
+        foreach (var rig in new[] { streamed, planned })
+        {
+            await rig.NewAsync(false, Many(60));
+        }
+
+        // Every other forward moves to another internal host; the rest are unchanged.
+        var next = Many(60).Select((d, i) => i % 2 == 0 ? d : PortForwardDefinition.Create(d.Name, d.Protocol, d.ExternalAddress, d.ExternalPort, Defs.Ip("198.51.100.77"), d.InternalPort, d.SnatMode, d.SnatAddress, d.Description)).ToList();
+        var results = await streamed.StreamAsync(true, next);
+        await planned.NewAsync(true, next.ToArray());
+
+        Assert.Equal(30, results!.Count(r => r.Kind == ChangeKind.Replaced));
+        Assert.Equal(30, results!.Count(r => r.Kind == ChangeKind.Unchanged));
+        AssertSameTables(planned.Runner.Kernel4!.Save(), streamed.Runner.Kernel4!.Save());
+        await AssertWholeOrAbsent(streamed);
     }
 
     [Fact]

@@ -27,7 +27,10 @@ BeforeDiscovery {
         @{ Moment = 'Queue'; Title = 'while the items are still being queued (ProcessRecord)'; Fraction = 0.0; Expect = 'None' }
         @{ Moment = 'Lock'; Title = 'while it waits for the namespace lock'; Fraction = 0.0; Expect = 'None' }
         @{ Moment = 'Plan'; Title = 'while it plans under the lock (first ShouldProcess message)'; Fraction = 0.0; Expect = 'Either' }
-        @{ Moment = 'Restore'; Title = 'while iptables-restore runs'; Fraction = 0.0; Expect = 'All' }
+        # From the 34th forward on, the change streams to running iptables-restore processes (one per table),
+        # which get their COMMIT only when the pipeline ends: stopped before that, nothing is applied.
+        @{ Moment = 'Stream'; Title = 'while forwards stream to iptables-restore (before its COMMIT)'; Fraction = 0.0; Expect = 'None' }
+        @{ Moment = 'Restore'; Title = 'once iptables-restore has its whole payload (COMMIT)'; Fraction = 0.0; Expect = 'All' }
         # Delays after EndProcessing started, as fractions of how long an uninterrupted EndProcessing takes
         # on this machine (measured first), so that the stops land in resolve/lock/read/plan/restore.
         @{ Moment = 'Delay'; Title = 'at once after EndProcessing started'; Fraction = 0.0; Expect = 'Either' }
@@ -279,7 +282,7 @@ $InformationPreference = 'Continue'
                 $holder = $null
                 if ($Moment -eq 'Lock') { $holder = Start-RelLockHolder -Namespace $ns }
                 $inode = Get-RelNamespaceInode -Namespace $ns
-                $params = @{ Namespace = $ns; Count = $Count; SleepMs = $(if ($Moment -eq 'Queue') { 2 } else { 0 }); VerboseOn = ($Moment -eq 'Plan') }
+                $params = @{ Namespace = $ns; Count = $Count; SleepMs = $(if ($Moment -in 'Queue', 'Stream') { 2 } else { 0 }); VerboseOn = ($Moment -in 'Plan', 'Restore') }
                 $p = Start-RelPipeline -ModulePath $ModulePath -Script $StopScript -Parameters $params
                 $hit = switch ($Moment) {
                     'Queue' { Wait-PipelineEvent $p { Test-Information $p 'produced 300' } }
@@ -290,7 +293,12 @@ $InformationPreference = 'Continue'
                         $ok -and -not $p.Handle.IsCompleted
                     }
                     'Plan' { Wait-PipelineEvent $p { Test-StreamMessage $p.PowerShell.Streams.Verbose 'Performing the operation*' } }
-                    'Restore' { Wait-PipelineEvent $p { @(Find-RelRestoreProcess -NamespaceInode $inode -Namespace $ns).Count -gt 0 } }
+                    'Stream' {
+                        # Restore processes run while the producer is still at it (it sleeps 2 ms per item).
+                        (Wait-PipelineEvent $p { Test-Information $p 'produced 300' }) -and @(Find-RelRestoreProcess -NamespaceInode $inode -Namespace $ns).Count -gt 0 -and -not (Test-Information $p 'producer-done')
+                    }
+                    # -Verbose shows a payload when it is handed over whole, with its COMMIT.
+                    'Restore' { Wait-PipelineEvent $p { Test-StreamMessage $p.PowerShell.Streams.Verbose '*tables*-restore payload (*' } }
                     'Delay' {
                         $ok = Wait-PipelineEvent $p { Test-Information $p 'producer-done' }
                         if ($ok -and $DelayMs -gt 0) { [Threading.Thread]::Sleep($DelayMs) }
@@ -368,7 +376,7 @@ $InformationPreference = 'Continue'
         }
 
         It 'switches forwarding on when a stopped run applied its forwards (or a re-run of the same command does)' {
-            # Stopped while iptables-restore runs: the forwards are applied (see above). The namespace starts
+            # Stopped once iptables-restore has its COMMIT: the forwards are applied (see above). The namespace starts
             # with net.ipv4.ip_forward = 0, which New-PortForward normally switches on after the restore.
             $run = Invoke-StoppedRun -Moment 'Restore' -Fraction 0
             $run.Hit | Should -BeTrue

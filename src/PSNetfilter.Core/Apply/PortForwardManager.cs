@@ -82,12 +82,115 @@ public sealed class ChangeSession : IDisposable
 
     internal Dictionary<string, PortForwardDefinition> Batch { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>The snapshot's forwards by name, for <see cref="PortForwardManager.PlanAdds"/>.</summary>
+    internal Dictionary<string, List<PortForward>>? ByName { get; set; }
+
+    /// <summary>The external endpoints of the snapshot and of the forwards accepted so far.</summary>
+    internal PortForwardManager.EndpointIndex? Endpoints { get; set; }
+
     internal List<ChangeResult> Unchanged { get; } = new();
 
     /// <summary>Forwarding sysctls read while the rulesets were read (null: not read or failed).</summary>
     internal IReadOnlyDictionary<IpFamily, Task<bool?>> Forwarding { get; init; } = new Dictionary<IpFamily, Task<bool?>>();
 
-    public void Dispose() => _lock.Dispose();
+    /// <summary>iptables-restore processes started while the rulesets were read, by family; taken by the commit.</summary>
+    internal Dictionary<IpFamily, Task<PreparedRestore>> Prepared { get; } = new();
+
+    /// <summary>
+    /// A streamed change: every accepted forward's lines are planned at once (one builder per family) and
+    /// written to that family's restore processes (one per table) while the pipeline still runs. Null: the
+    /// change is planned and applied at the commit.
+    /// </summary>
+    internal Dictionary<IpFamily, (ChangePlanBuilder Builder, PreparedRestore? Restore)>? Stream { get; set; }
+
+    /// <summary>True when accepted forwards go to running restore processes as they are planned.</summary>
+    public bool IsStreaming => Stream is not null;
+
+    /// <summary>Records an accepted change; a streamed change plans it now and writes its lines.</summary>
+    internal void Accept(PendingChange change)
+    {
+        Pending.Add(change);
+        if (Stream is null)
+        {
+            return;
+        }
+
+        if (change.Old is { } old)
+        {
+            BuilderFor(old.Family).Remove(old);
+        }
+
+        if (change.New is { } add)
+        {
+            BuilderFor(add.Family).Add(add);
+        }
+    }
+
+    /// <summary>Writes the lines planned since the last call to the running restores (a streamed change).</summary>
+    internal void WriteStream()
+    {
+        foreach (var (builder, restore) in Stream?.Values ?? Enumerable.Empty<(ChangePlanBuilder, PreparedRestore?)>())
+        {
+            restore?.WriteNew(builder.Payload);
+        }
+    }
+
+    /// <summary>The streamed plan of <paramref name="family"/>, once (a retry plans afresh).</summary>
+    internal ChangePlanBuilder? TakeBuilder(IpFamily family) =>
+        Stream is not null && Stream.Remove(family, out var s) ? s.Builder : null;
+
+    private ChangePlanBuilder BuilderFor(IpFamily family)
+    {
+        if (!Stream!.TryGetValue(family, out var s))
+        {
+            Stream[family] = s = (new ChangePlanBuilder(Snapshot.Rulesets[family], Snapshot.States[family]), null);
+        }
+
+        return s.Builder;
+    }
+
+    /// <summary>The prepared restore of <paramref name="family"/>, once (a retry starts its own).</summary>
+    internal async Task<PreparedRestore?> TakePreparedAsync(IpFamily family)
+    {
+        if (!Prepared.Remove(family, out var task))
+        {
+            return null;
+        }
+
+        try
+        {
+            return await task.ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            return null; // could not start it: the restore starts its own, and reports why if that fails too
+        }
+    }
+
+    /// <summary>Closes prepared restores that got no payload (they apply nothing), then releases the lock.</summary>
+    public void Dispose()
+    {
+        try
+        {
+            var open = Prepared.Values.ToList();
+            Prepared.Clear();
+            foreach (var task in open)
+            {
+                if (task.Wait(TimeSpan.FromSeconds(30)))
+                {
+                    task.Result.ReleaseAsync().Wait(TimeSpan.FromSeconds(30));
+                }
+            }
+        }
+        catch (AggregateException)
+        {
+            // A restore that could not start has nothing to close.
+        }
+        finally
+        {
+            _lock.Dispose();
+        }
+    }
 }
 
 /// <summary>A snapshot of one namespace: both families' rulesets and the forwards rebuilt from them.</summary>
@@ -111,6 +214,8 @@ public sealed class PortForwardManager
 
     private readonly NetfilterHost _host;
     private readonly IChangeObserver _observer;
+    private readonly Dictionary<IPAddress, (IPAddress? Source, string? Device)> _routes = new();
+    private IReadOnlyList<(string Device, IPAddress Address, int Prefix)>? _addresses;
 
     public PortForwardManager(NetfilterHost host, IChangeObserver observer)
     {
@@ -192,24 +297,94 @@ public sealed class PortForwardManager
 
     /// <summary>Takes the namespace lock and reads the live ruleset: the start of every change.</summary>
     /// <param name="readForwarding">Also read the forwarding sysctls, alongside the rulesets (for adds).</param>
-    public async Task<ChangeSession> OpenAsync(CancellationToken ct, bool readForwarding = false)
+    /// <param name="adding">
+    /// The forwards the change will add, when it may apply them (not -WhatIf): the iptables-restore of each of
+    /// their families is started now, alongside the reads, and waits for the payload. One process per table
+    /// when the forwards alone make <see cref="NetfilterHost.ConcurrentTablesFromLines"/> lines or more.
+    /// </param>
+    public async Task<ChangeSession> OpenAsync(CancellationToken ct, bool readForwarding = false, IReadOnlyCollection<PortForwardDefinition>? adding = null)
     {
         _host.EnsureUsable();
         var gate = await _host.LockAsync(ct).ConfigureAwait(false);
+        return await OpenLockedAsync(gate, readForwarding, adding, stream: false, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Opens a streamed change, for a pipeline of many forwards: <see cref="OpenAsync"/> with one restore
+    /// process per table for each family of <paramref name="adding"/>, to which <see cref="PlanAdds"/> writes
+    /// every accepted forward's lines at once; <see cref="CommitAsync"/> then only adds the deletions and COMMIT.
+    /// Null when the namespace lock is taken (it does not wait: the change is then made at the end as usual), or
+    /// when the backend is iptables-legacy, whose restore holds the xtables lock for as long as it runs.
+    /// </summary>
+    public async Task<ChangeSession?> TryOpenStreamingAsync(IReadOnlyCollection<PortForwardDefinition> adding, CancellationToken ct)
+    {
+        _host.EnsureUsable();
+        if ((await _host.GetBackendAsync(ct).ConfigureAwait(false)).Kind != IptablesBackendKind.Nft)
+        {
+            return null;
+        }
+
+        var gate = _host.TryLock();
+        return gate is null ? null : await OpenLockedAsync(gate, readForwarding: true, adding, stream: true, ct).ConfigureAwait(false);
+    }
+
+    private async Task<ChangeSession> OpenLockedAsync(NamespaceLock gate, bool readForwarding, IReadOnlyCollection<PortForwardDefinition>? adding, bool stream, CancellationToken ct)
+    {
+        var prepared = new Dictionary<IpFamily, Task<PreparedRestore>>();
         try
         {
             var forwarding = readForwarding
                 ? Families.ToDictionary(f => f, f => ReadForwardingAsync(f, ct))
                 : new Dictionary<IpFamily, Task<bool?>>();
-            var snapshot = await ReadAsync(ct).ConfigureAwait(false);
-            return new ChangeSession(gate, snapshot) { Forwarding = forwarding };
+            var read = ReadAsync(ct);
+
+            // The restores start while the rulesets are read; they wait for their input.
+            foreach (var group in (adding ?? Array.Empty<PortForwardDefinition>()).GroupBy(d => d.Family))
+            {
+                var perTable = stream || group.Count() * RulesPerForward >= NetfilterHost.ConcurrentTablesFromLines;
+                prepared[group.Key] = _host.PrepareRestoreAsync(group.Key, perTable, ct);
+            }
+
+            var snapshot = await read.ConfigureAwait(false);
+            var session = new ChangeSession(gate, snapshot) { Forwarding = forwarding };
+            foreach (var (family, task) in prepared)
+            {
+                session.Prepared[family] = task;
+            }
+
+            if (stream)
+            {
+                session.Stream = new();
+                foreach (var (family, task) in prepared)
+                {
+                    session.Stream[family] = (new ChangePlanBuilder(snapshot.Rulesets[family], snapshot.States[family]), await task.ConfigureAwait(false));
+                }
+            }
+
+            return session;
         }
         catch
         {
-            gate.Dispose();
+            // A stand-in session closes the prepared restores, then releases the lock.
+            var standIn = new ChangeSession(gate, new ForwardSnapshot { Rulesets = new Dictionary<IpFamily, Ruleset>(), States = new Dictionary<IpFamily, OwnedState>() });
+            foreach (var (family, task) in prepared)
+            {
+                standIn.Prepared[family] = task;
+            }
+
+            standIn.Dispose();
             throw;
         }
     }
+
+    /// <summary>The rules a plain forward writes (DNAT, SNAT, FORWARD accept): to size a change before it is planned.</summary>
+    private const int RulesPerForward = 3;
+
+    /// <summary>
+    /// From this many forwards of one namespace on, New-PortForward streams its change (<see cref="TryOpenStreamingAsync"/>):
+    /// the size from which a payload is applied one process per table anyway.
+    /// </summary>
+    public const int StreamFromForwards = (NetfilterHost.ConcurrentTablesFromLines + RulesPerForward - 1) / RulesPerForward;
 
     /// <summary>
     /// Decides, item by item, what New-PortForward does: nothing (same definition), create, replace (with
@@ -219,13 +394,20 @@ public sealed class PortForwardManager
     public void PlanAdds(ChangeSession session, IReadOnlyList<PortForwardDefinition> definitions, bool force)
     {
         // A name is unique across families; should a name exist in both (left by hand or by an interrupted
-        // cross-family replace), the forward of the same family is the one compared and replaced.
-        var byName = session.Snapshot.Forwards.GroupBy(f => f.Name, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
-        var endpoints = new EndpointIndex();
-        foreach (var f in session.Snapshot.Forwards)
+        // cross-family replace), the forward of the same family is the one compared and replaced. The indexes
+        // live in the session: a streamed change calls this once per piped forward.
+        if (session.ByName is null || session.Endpoints is null)
         {
-            endpoints.Add(f.Definition);
+            session.ByName = session.Snapshot.Forwards.GroupBy(f => f.Name, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+            session.Endpoints = new EndpointIndex();
+            foreach (var f in session.Snapshot.Forwards)
+            {
+                session.Endpoints.Add(f.Definition);
+            }
         }
+
+        var byName = session.ByName;
+        var endpoints = session.Endpoints;
         foreach (var def in definitions)
         {
             if (session.Batch.TryGetValue(def.Name, out var earlier))
@@ -285,9 +467,11 @@ public sealed class PortForwardManager
 
             session.Batch[def.Name] = def;
             endpoints.Add(def);
-            session.Pending.Add(new PendingChange(def, old));
+            session.Accept(new PendingChange(def, old));
             _observer.Debug($"Plan: {(old is null ? "create" : "replace")} {Describe(def)}");
         }
+
+        session.WriteStream();
     }
 
     /// <summary>Chooses the forwards to remove; a literal name that matches nothing is a PortForwardNotFound error.</summary>
@@ -315,7 +499,7 @@ public sealed class PortForwardManager
 
                 if (_observer.ShouldProcess(f.ToString(), "Remove port forward"))
                 {
-                    session.Pending.Add(new PendingChange(null, f));
+                    session.Accept(new PendingChange(null, f));
                     _observer.Debug($"Plan: remove {f} ({f.Rules.Count} rule(s))");
                 }
             }
@@ -352,11 +536,11 @@ public sealed class PortForwardManager
                     break;
                 }
 
-                var payload = ChangePlanner.Plan(ruleset, state, adds, removes);
+                var payload = session.TakeBuilder(family)?.Finish() ?? ChangePlanner.Plan(ruleset, state, adds, removes);
                 _observer.Debug($"Plan ({family}): {adds.Count} to add, {removes.Count} to remove, an iptables-restore payload of {payload.LineCount} line(s).");
                 try
                 {
-                    await _host.RestoreAsync(payload, token).ConfigureAwait(false);
+                    await _host.RestoreAsync(payload, token, await session.TakePreparedAsync(family).ConfigureAwait(false)).ConfigureAwait(false);
                     applied = true;
                     break;
                 }
@@ -483,20 +667,31 @@ public sealed class PortForwardManager
     /// Validates requests into definitions, resolving default SNAT addresses with one <c>ip route get</c>
     /// batch. A request that cannot be resolved is reported and left out.
     /// </summary>
+    /// <summary>True when <see cref="ResolveAsync"/> needs no process for <paramref name="request"/> (nothing to look up, or looked up before).</summary>
+    public bool CanResolveWithoutProcesses(PortForwardRequest request) =>
+        (!request.NeedsRouteSource && !request.NeedsHairpinNetwork)
+        || (_routes.ContainsKey(request.InternalAddress) && (!request.NeedsHairpinNetwork || _addresses is not null));
+
     public async Task<List<PortForwardDefinition>> ResolveAsync(IReadOnlyList<PortForwardRequest> requests, CancellationToken ct)
     {
-        var needRoute = requests.Where(r => r.NeedsRouteSource || r.NeedsHairpinNetwork).Select(r => r.InternalAddress).Distinct().ToList();
-        IReadOnlyDictionary<IPAddress, (IPAddress? Source, string? Device)> routes = new Dictionary<IPAddress, (IPAddress?, string?)>();
+        // Routes and addresses looked up once per manager (one command): a pipeline resolved in parts (a
+        // streamed change) asks the kernel only about internal addresses it has not seen yet.
+        var needRoute = requests.Where(r => r.NeedsRouteSource || r.NeedsHairpinNetwork).Select(r => r.InternalAddress).Distinct().Where(a => !_routes.ContainsKey(a)).ToList();
         if (needRoute.Count > 0)
         {
-            routes = await _host.GetRoutesAsync(needRoute, ct).ConfigureAwait(false);
+            foreach (var (address, route) in await _host.GetRoutesAsync(needRoute, ct).ConfigureAwait(false))
+            {
+                _routes[address] = route;
+            }
         }
 
-        IReadOnlyList<(string Device, IPAddress Address, int Prefix)> addresses = Array.Empty<(string, IPAddress, int)>();
-        if (requests.Any(r => r.NeedsHairpinNetwork))
+        if (_addresses is null && requests.Any(r => r.NeedsHairpinNetwork))
         {
-            addresses = await _host.GetInterfaceAddressesAsync(ct).ConfigureAwait(false);
+            _addresses = await _host.GetInterfaceAddressesAsync(ct).ConfigureAwait(false);
         }
+
+        var routes = _routes;
+        var addresses = _addresses ?? Array.Empty<(string, IPAddress, int)>();
 
         var defs = new List<PortForwardDefinition>(requests.Count);
         foreach (var r in requests)
@@ -578,7 +773,7 @@ public sealed class PortForwardManager
     /// The external endpoints of a namespace's forwards, indexed by family, protocol and port, so that checking
     /// a batch of N new forwards for clashes costs about N lookups rather than N times the number of forwards.
     /// </summary>
-    private sealed class EndpointIndex
+    internal sealed class EndpointIndex
     {
         private readonly Dictionary<(IpFamily, Protocol, int), List<PortForwardDefinition>> _singles = new();
         private readonly List<PortForwardDefinition> _ranges = new();

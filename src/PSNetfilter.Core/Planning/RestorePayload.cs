@@ -22,6 +22,9 @@ public sealed class RestorePayload
 
     public int LineCount => _lines.Count;
 
+    /// <summary>Line <paramref name="index"/> (0-based, in the order added) and its table.</summary>
+    internal (string Table, string Line) LineAt(int index) => (_lines[index].Table, _lines[index].Line);
+
     public void Add(string table, string line, string? owner = null)
     {
         if (line.Contains('\n') || line.Contains('\r'))

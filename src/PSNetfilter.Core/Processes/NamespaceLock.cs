@@ -20,10 +20,28 @@ public sealed class NamespaceLock : IDisposable
 
     public string Path { get; }
 
+    /// <summary>The lock if it is free now, without waiting; null when another holder has it.</summary>
+    public static NamespaceLock? TryAcquire(string? networkNamespace, string directory = DefaultDirectory)
+    {
+        Directory.CreateDirectory(directory);
+        var path = LockPath(networkNamespace, directory);
+        try
+        {
+            return new NamespaceLock(new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None), path);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    private static string LockPath(string? networkNamespace, string directory) =>
+        System.IO.Path.Combine(directory, (networkNamespace is null ? "host" : "netns-" + networkNamespace) + ".lock");
+
     public static async Task<NamespaceLock> AcquireAsync(string? networkNamespace, TimeSpan timeout, CancellationToken cancellationToken, string directory = DefaultDirectory)
     {
         Directory.CreateDirectory(directory);
-        var path = System.IO.Path.Combine(directory, (networkNamespace is null ? "host" : "netns-" + networkNamespace) + ".lock");
+        var path = LockPath(networkNamespace, directory);
         var deadline = DateTime.UtcNow + timeout;
         var delay = 10;
         while (true)

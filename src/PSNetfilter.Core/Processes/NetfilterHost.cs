@@ -60,6 +60,9 @@ public sealed partial class NetfilterHost
     public Task<NamespaceLock> LockAsync(CancellationToken ct) =>
         NamespaceLock.AcquireAsync(NetworkNamespace, LockTimeout, ct, LockDirectory);
 
+    /// <summary>The namespace lock if it is free now; null when another change holds it.</summary>
+    public NamespaceLock? TryLock() => NamespaceLock.TryAcquire(NetworkNamespace, LockDirectory);
+
     /// <summary>
     /// Detects the backend once per process from <c>iptables -V</c> (the host's alternative), unless
     /// PSNETFILTER_IPTABLES_BACKEND is nft or legacy.
@@ -135,61 +138,112 @@ public sealed partial class NetfilterHost
     /// parsing overlaps the other's. Once started they are not cancelled, so a stopped pipeline never leaves a
     /// transaction half-sent.
     /// </summary>
+    /// <param name="prepared">
+    /// Processes started ahead by <see cref="PrepareRestoreAsync"/> for this family: the payload goes to them (in
+    /// their shape: one process, or one per table) instead of to new ones.
+    /// </param>
     /// <exception cref="CommandFailedException">
     /// With the payload line the tool named and the forward that wrote it; for one process per table, also
     /// whether some of the payload may have been applied.
     /// </exception>
-    public async Task RestoreAsync(RestorePayload payload, CancellationToken ct)
+    public async Task RestoreAsync(RestorePayload payload, CancellationToken ct, PreparedRestore? prepared = null)
     {
         if (payload.IsEmpty)
         {
-            return;
-        }
-
-        var backend = await GetBackendAsync(ct).ConfigureAwait(false);
-        ct.ThrowIfCancellationRequested();
-        var restore = payload.Family == IpFamily.IPv4 ? backend.Restore4 : backend.Restore6;
-        var tables = payload.Tables;
-        if (tables.Count < 2 || payload.LineCount < ConcurrentTablesFromLines)
-        {
-            if (await RunRestoreAsync(restore, payload, payload.Family.ToString()).ConfigureAwait(false) is { } error)
+            if (prepared is not null)
             {
-                throw error;
+                await prepared.ReleaseAsync().ConfigureAwait(false);
             }
 
             return;
         }
 
-        _log($"{Path.GetFileName(restore)}: {payload.LineCount} lines for tables {string.Join(" and ", tables)}, applied as one process per table, at once.");
-        var runs = tables.Select(t => RunRestoreAsync(restore, payload.ForTable(t), $"{payload.Family}, table {t}")).ToList();
-        var errors = await Task.WhenAll(runs).ConfigureAwait(false);
-        if (errors.FirstOrDefault(e => e is not null) is { } first)
+        if (prepared is null)
         {
-            throw new CommandFailedException(first.Command, first.ExitCode, first.StandardError, first.FailedLine, first.FailedInput, first.Target)
-            {
-                PartlyApplied = errors.Any(e => e is null || e.FailedLine is null),
-            };
+            var backend = await GetBackendAsync(ct).ConfigureAwait(false);
+            ct.ThrowIfCancellationRequested();
+            var tables = payload.Tables;
+            var perTable = tables.Count >= 2 && payload.LineCount >= ConcurrentTablesFromLines;
+            prepared = StartRestore(payload.Family == IpFamily.IPv4 ? backend.Restore4 : backend.Restore6, payload.Family, perTable);
         }
+        else if (prepared.Family != payload.Family)
+        {
+            await prepared.ReleaseAsync().ConfigureAwait(false);
+            throw new ArgumentException("A prepared restore of another family.", nameof(prepared));
+        }
+        else if (ct.IsCancellationRequested)
+        {
+            await prepared.ReleaseAsync().ConfigureAwait(false);
+            ct.ThrowIfCancellationRequested();
+        }
+
+        if (prepared.PerTable)
+        {
+            _log($"{Path.GetFileName(prepared.Program)}: {payload.LineCount} lines for tables {string.Join(" and ", payload.Tables)}, applied as one process per table, at once.");
+        }
+
+        var fed = prepared.Feed(payload, (part, what) => _log($"{Path.GetFileName(prepared.Program)} payload ({what}):\n{part.Text.TrimEnd()}"));
+        var errors = new List<CommandFailedException>();
+        var succeeded = 0;
+        foreach (var (part, request, run) in fed)
+        {
+            var result = await run.ConfigureAwait(false);
+            if (result.ExitCode == 0)
+            {
+                succeeded += part is null ? 0 : 1;
+                continue;
+            }
+
+            var m = FailedLineRegex().Match(result.StandardError);
+            int? line = m.Success
+                ? int.Parse(m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture)
+                : null;
+            var (owner, input) = line is null || part is null ? (null, null) : part.Locate(line.Value);
+            errors.Add(new CommandFailedException(Wrap(request).Display, result.ExitCode, result.StandardError, line, input, owner));
+        }
+
+        if (errors.Count == 0)
+        {
+            return;
+        }
+
+        var first = errors[0];
+        if (!prepared.PerTable)
+        {
+            throw first;
+        }
+
+        throw new CommandFailedException(first.Command, first.ExitCode, first.StandardError, first.FailedLine, first.FailedInput, first.Target)
+        {
+            // Another table's process committed, or the failing one may have committed before it failed.
+            PartlyApplied = succeeded > 0 || errors.Any(e => e.FailedLine is null),
+        };
     }
 
-    /// <summary>One iptables-restore of <paramref name="payload"/>; the failure, mapped to the forward whose line failed, or null.</summary>
-    private async Task<CommandFailedException?> RunRestoreAsync(string restore, RestorePayload payload, string what)
+    /// <summary>
+    /// Starts the iptables-restore process(es) of a change before the change is planned, so that their start-up
+    /// overlaps the reads and the planning. They wait for their input; <see cref="RestoreAsync"/> feeds them, and
+    /// <see cref="PreparedRestore.ReleaseAsync"/> closes them with no input (iptables-restore then applies
+    /// nothing). <paramref name="perTable"/>: one process per table (nat, filter) instead of one.
+    /// </summary>
+    public async Task<PreparedRestore> PrepareRestoreAsync(IpFamily family, bool perTable, CancellationToken ct)
     {
-        var text = payload.Text;
-        _log($"{Path.GetFileName(restore)} payload ({what}):\n{text.TrimEnd()}");
-        var request = new ProcessRequest(restore, new[] { "-w", "--noflush" }, text);
-        var result = await RunRawAsync(request, inNamespace: true, CancellationToken.None).ConfigureAwait(false);
-        if (result.ExitCode == 0)
+        var backend = await GetBackendAsync(ct).ConfigureAwait(false);
+        ct.ThrowIfCancellationRequested();
+        return StartRestore(family == IpFamily.IPv4 ? backend.Restore4 : backend.Restore6, family, perTable);
+    }
+
+    private PreparedRestore StartRestore(string restore, IpFamily family, bool perTable)
+    {
+        var slots = new List<PreparedRestore.Slot>();
+        foreach (var table in perTable ? RuleLayout.Tables.Select(t => (string?)t) : new string?[] { null })
         {
-            return null;
+            var input = new PreparedRestore.Input();
+            var request = new ProcessRequest(restore, new[] { "-w", "--noflush" }) { InputWriter = input.WriteToAsync };
+            slots.Add(new PreparedRestore.Slot(table, input, request, RunRawAsync(request, inNamespace: true, CancellationToken.None)));
         }
 
-        var m = FailedLineRegex().Match(result.StandardError);
-        int? line = m.Success
-            ? int.Parse(m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture)
-            : null;
-        var (owner, input) = line is null ? (null, null) : payload.Locate(line.Value);
-        return new CommandFailedException(Wrap(request).Display, result.ExitCode, result.StandardError, line, input, owner);
+        return new PreparedRestore(family, restore, perTable, slots, _log);
     }
 
     /// <summary>
@@ -383,7 +437,7 @@ public sealed partial class NetfilterHost
         var nsenter = ExecutableLocator.Require("nsenter", "util-linux");
         var args = new List<string> { "--net=" + Path.Combine(SystemChecks.NetnsDirectory, NetworkNamespace), "--", request.Program };
         args.AddRange(request.Arguments);
-        return new ProcessRequest(nsenter, args, request.StandardInput);
+        return new ProcessRequest(nsenter, args, request.StandardInput) { InputWriter = request.InputWriter };
     }
 
     [GeneratedRegex(@"v(\d+\.\d+(?:\.\d+)?)")]

@@ -11,10 +11,13 @@ namespace PSNetfilter.Commands;
 /// </summary>
 [Cmdlet(VerbsCommon.New, "PortForward", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(PortForward))]
-public sealed class NewPortForwardCommand : PSNetfilterCmdlet
+public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
 {
     private readonly Dictionary<string, List<PortForwardRequest>> _queued = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<PortForwardDefinition>> _resolved = new(StringComparer.Ordinal);
     private readonly List<string> _order = new();
+    private StreamedChange? _stream;
+    private bool _streamTried;
 
     /// <summary>The parameters that bind from a piped object's properties, found once by reflection.</summary>
     private static readonly HashSet<string> PipelinePropertyNames = typeof(NewPortForwardCommand).GetProperties()
@@ -137,6 +140,15 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet
             }
 
             list.Add(request);
+            if (_stream is not null && _stream.Key == key)
+            {
+                StreamLast(list);
+            }
+            else if (!_streamTried && list.Count >= PortForwardManager.StreamFromForwards)
+            {
+                _streamTried = true;
+                StartStream(key, list);
+            }
         }
         catch (NetfilterException ex)
         {
@@ -149,19 +161,36 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet
         foreach (var key in _order)
         {
             var ns = key.Length == 0 ? null : key;
-            var manager = CreateManager(ns);
+            var streamed = _stream is not null && _stream.Key == key ? _stream : null;
+            var manager = streamed?.Manager ?? CreateManager(ns);
             try
             {
-                var definitions = Run(ct => manager.ResolveAsync(_queued[key], ct));
-                if (definitions.Count == 0)
+                var definitions = _resolved.TryGetValue(key, out var early) ? early : new List<PortForwardDefinition>();
+                definitions.AddRange(Run(ct => manager.ResolveAsync(_queued[key], ct)));
+                IReadOnlyList<ChangeResult> results;
+                if (streamed is not null)
                 {
-                    continue;
+                    // The forwards that arrived while the change streamed are in the running restores already.
+                    manager.PlanAdds(streamed.Session, definitions, Force);
+                    Flush();
+                    results = Run(ct => manager.CommitAsync(streamed.Session, ct));
+                    _stream = null;
+                    streamed.Session.Dispose();
+                }
+                else
+                {
+                    if (definitions.Count == 0)
+                    {
+                        continue;
+                    }
+
+                    using var session = Run(ct => manager.OpenAsync(ct, readForwarding: true, adding: WhatIfRequested ? null : definitions));
+                    manager.PlanAdds(session, definitions, Force);
+                    Flush();
+                    results = Run(ct => manager.CommitAsync(session, ct));
                 }
 
-                using var session = Run(ct => manager.OpenAsync(ct, readForwarding: true));
-                manager.PlanAdds(session, definitions, Force);
-                Flush();
-                var results = Run(ct => manager.CommitAsync(session, ct));
+                // Written once the namespace lock is released, so a command further down the pipeline may take it.
                 foreach (var result in results)
                 {
                     WriteObject(Output.WithChange(result));
@@ -172,6 +201,80 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet
                 ThrowFailure(ex);
             }
         }
+    }
+
+    /// <summary>A stopped or failed pipeline: a change still streaming is abandoned (nothing of it applied) and its lock released.</summary>
+    public void Dispose()
+    {
+        var streamed = _stream;
+        _stream = null;
+        streamed?.Session.Dispose();
+    }
+
+    /// <summary>
+    /// From the <see cref="PortForwardManager.StreamFromForwards"/>th forward of a namespace on, the change
+    /// streams: the forwards so far are resolved, the namespace is locked (only if the lock is free now) and
+    /// read, and from then on every forward is planned as it arrives and its lines written to running
+    /// iptables-restore processes, one per table, which parse them while the pipeline still runs. The end of
+    /// the pipeline then only adds the deletions and COMMIT. Not with -WhatIf or -Confirm (a streamed forward
+    /// is accepted as it arrives), and not when the lock is taken or the backend is iptables-legacy: then the
+    /// change is made at the end, as for a short pipeline.
+    /// </summary>
+    private void StartStream(string key, List<PortForwardRequest> list)
+    {
+        if (WhatIfRequested || ConfirmRequested)
+        {
+            return;
+        }
+
+        var manager = CreateManager(key.Length == 0 ? null : key);
+        var definitions = Run(ct => manager.ResolveAsync(list, ct));
+        list.Clear();
+        ChangeSession? session = null;
+        try
+        {
+            session = Run(ct => manager.TryOpenStreamingAsync(definitions, ct));
+            if (session is null)
+            {
+                WriteVerbose("The namespace lock is taken or the backend is iptables-legacy: the forwards are applied when the pipeline ends.");
+                _resolved[key] = definitions;
+                return;
+            }
+
+            WriteVerbose($"{definitions.Count} forwards piped so far: the change streams to iptables-restore from here on, and the namespace stays locked until the pipeline ends.");
+            _stream = new StreamedChange(key, manager, session);
+            manager.PlanAdds(session, definitions, Force);
+            Flush();
+        }
+        catch (NetfilterException ex)
+        {
+            _stream = null;
+            session?.Dispose();
+            ThrowFailure(ex);
+        }
+    }
+
+    /// <summary>Plans and streams the forward just queued, unless it needs a route lookup: then it and every later one wait for the end, in order.</summary>
+    private void StreamLast(List<PortForwardRequest> list)
+    {
+        var stream = _stream!;
+        var request = list[^1];
+        if (stream.Deferring || !stream.Manager.CanResolveWithoutProcesses(request))
+        {
+            stream.Deferring = true;
+            return;
+        }
+
+        list.RemoveAt(list.Count - 1);
+        var definitions = Run(ct => stream.Manager.ResolveAsync(new[] { request }, ct));
+        stream.Manager.PlanAdds(stream.Session, definitions, Force);
+        Flush();
+    }
+
+    private sealed record StreamedChange(string Key, PortForwardManager Manager, ChangeSession Session)
+    {
+        /// <summary>A forward needed a route lookup: it and all later ones are planned at the end.</summary>
+        public bool Deferring { get; set; }
     }
 
     private void CheckUnboundPipelineProperties()

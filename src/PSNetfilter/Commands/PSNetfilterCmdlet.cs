@@ -44,12 +44,37 @@ public abstract class PSNetfilterCmdlet : PSCmdlet, IChangeObserver
         return (ns, unit, ServicePaths.NormalizeRoot(string.IsNullOrEmpty(root) ? "/" : SessionState.Path.GetUnresolvedProviderPathFromPSPath(root)));
     }
 
+    /// <summary>-WhatIf, given or by $WhatIfPreference: nothing will be applied.</summary>
+    protected bool WhatIfRequested =>
+        MyInvocation.BoundParameters.TryGetValue("WhatIf", out var given)
+            ? given is SwitchParameter { IsPresent: true }
+            : LanguagePrimitives.IsTrue(GetVariableValue("WhatIfPreference"));
+
+    /// <summary>ShouldProcess may ask: -Confirm, or $ConfirmPreference at or below the command's impact (Medium).</summary>
+    protected bool ConfirmRequested
+    {
+        get
+        {
+            if (MyInvocation.BoundParameters.TryGetValue("Confirm", out var given))
+            {
+                return given is SwitchParameter { IsPresent: true };
+            }
+
+            return GetVariableValue("ConfirmPreference") is ConfirmImpact preference && preference != ConfirmImpact.None && preference <= ConfirmImpact.Medium;
+        }
+    }
+
     /// <summary>Runs an async core call to completion on the pipeline thread, then writes what it queued.</summary>
     protected T Run<T>(Func<CancellationToken, Task<T>> call)
     {
         try
         {
             var task = call(StopToken);
+            if (task.IsCompleted)
+            {
+                return task.GetAwaiter().GetResult(); // finished without waiting (nothing to look up, say)
+            }
+
             var streaming = true;
             while (!((IAsyncResult)task).AsyncWaitHandle.WaitOne(50))
             {

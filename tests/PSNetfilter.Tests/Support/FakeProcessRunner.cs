@@ -72,8 +72,85 @@ internal sealed class FakeProcessRunner : IProcessRunner
     {
         lock (_gate)
         {
+            if (request.InputWriter is not null)
+            {
+                // Started now, answered once its input arrives (it then shows with that input in Requests).
+                Requests.Add(request);
+                LateStarts++;
+                return AnswerLateAsync(Requests.Count - 1, request, cancellationToken);
+            }
+
             Requests.Add(request);
             return Task.FromResult(Answer(Unwrap(request)));
+        }
+    }
+
+    /// <summary>The stdin of every process started with its input to come, as written so far.</summary>
+    public List<LiveInput> LiveInputs { get; } = new();
+
+    /// <summary>A process's stdin that can be read while it is still being written.</summary>
+    public sealed class LiveInput : MemoryStream
+    {
+        private readonly object _sync = new();
+
+        public string Text
+        {
+            get
+            {
+                lock (_sync)
+                {
+                    return System.Text.Encoding.UTF8.GetString(ToArray());
+                }
+            }
+        }
+
+        public override void Write(byte[] buffer, int offset, int count)
+        {
+            lock (_sync)
+            {
+                base.Write(buffer, offset, count);
+            }
+        }
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            lock (_sync)
+            {
+                base.Write(buffer);
+            }
+        }
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        {
+            Write(buffer, offset, count);
+            return Task.CompletedTask;
+        }
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            Write(buffer.Span);
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    /// <summary>Processes started with their input still to come (prepared restores).</summary>
+    public int LateStarts { get; private set; }
+
+    private async Task<ProcessResult> AnswerLateAsync(int index, ProcessRequest request, CancellationToken cancellationToken)
+    {
+        var stdin = new LiveInput();
+        lock (_gate)
+        {
+            LiveInputs.Add(stdin);
+        }
+
+        await request.InputWriter!(stdin, cancellationToken).ConfigureAwait(false);
+        var input = stdin.Text;
+        lock (_gate)
+        {
+            var resolved = request with { StandardInput = input, InputWriter = null };
+            Requests[index] = resolved;
+            return Answer(Unwrap(resolved));
         }
     }
 
@@ -82,7 +159,7 @@ internal sealed class FakeProcessRunner : IProcessRunner
     {
         if (Path.GetFileName(request.Program) == "nsenter" && request.Arguments.Count >= 3 && request.Arguments[0].StartsWith("--net=", StringComparison.Ordinal) && request.Arguments[1] == "--")
         {
-            return new ProcessRequest(request.Arguments[2], request.Arguments.Skip(3).ToList(), request.StandardInput);
+            return new ProcessRequest(request.Arguments[2], request.Arguments.Skip(3).ToList(), request.StandardInput) { InputWriter = request.InputWriter };
         }
 
         return request;

@@ -188,6 +188,33 @@ public class NamespaceTests
         Assert.Equal(def, Assert.Single(await manager.GetAsync(CancellationToken.None)).Definition);
     }
 
+    [RootFact]
+    public async Task The_chain_listing_over_netlink_sees_the_module_chains_of_one_family_only()
+    {
+        using var ns = new TestNamespace();
+        using var locks = new TempDir();
+        Assert.Empty(await NftChains.ListAsync(ns.Name, IpFamily.IPv6)); // a fresh namespace has no tables
+
+        var manager = new PortForwardManager(new NetfilterHost(ns.Name) { LockDirectory = locks.Path }, new RecordingObserver());
+        using (var session = await manager.OpenAsync(CancellationToken.None))
+        {
+            manager.PlanAdds(session, new[] { Defs.Web6 }, false);
+            await manager.CommitAsync(session, CancellationToken.None);
+        }
+
+        // The module chains ip6tables-save shows (ip6tables-save also prints built-in chains nf_tables does not
+        // have yet; the listing has the ones that exist). One netlink dump, read inside the namespace.
+        var listed = await NftChains.ListAsync(ns.Name, IpFamily.IPv6);
+        var saved = ns.Exec("ip6tables-save").Split('\n').Where(l => l.StartsWith(':')).Select(l => l[1..l.IndexOf(' ', StringComparison.Ordinal)]).ToList();
+        Assert.Equal(
+            saved.Where(c => c.StartsWith("PSNF-", StringComparison.Ordinal)).OrderBy(c => c, StringComparer.Ordinal),
+            listed.Select(c => c.Chain).Where(c => c.StartsWith("PSNF-", StringComparison.Ordinal)).OrderBy(c => c, StringComparer.Ordinal));
+        Assert.All(listed, c => Assert.Contains(c.Chain, saved));
+        Assert.Contains(("nat", "PSNF-PREROUTING"), listed);
+        Assert.Contains(("filter", "PSNF-FORWARD"), listed);
+        Assert.DoesNotContain(await NftChains.ListAsync(ns.Name, IpFamily.IPv4), c => c.Chain.StartsWith("PSNF-", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void Loopback_forward_on_an_interface_prefix_is_refused()
     {

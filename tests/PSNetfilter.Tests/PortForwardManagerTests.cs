@@ -31,6 +31,7 @@ public sealed class PortForwardManagerTests : IDisposable
                 LockDirectory = lockDir,
                 LockTimeout = TimeSpan.FromMilliseconds(300),
                 ProcReader = (_, path) => Task.FromResult(Runner.ReadProcSys(path)),
+                ChainLister = Runner.ListChainsAsync,
             };
             Manager = new PortForwardManager(Host, Observer);
         }
@@ -813,6 +814,7 @@ public sealed class PortForwardManagerTests : IDisposable
         var rig = MakeWithKernel();
         var legacy = new NetfilterHost(null, rig.Runner)
         {
+            ChainLister = rig.Runner.ListChainsAsync,
             SkipSystemChecks = true,
             Backend = FakeProcessRunner.Backend with { Kind = PSNetfilter.Core.Iptables.IptablesBackendKind.Legacy },
             LockDirectory = _lockDir,
@@ -861,6 +863,57 @@ public sealed class PortForwardManagerTests : IDisposable
         Assert.Equal(30, results!.Count(r => r.Kind == ChangeKind.Unchanged));
         AssertSameTables(planned.Runner.Kernel4!.Save(), streamed.Runner.Kernel4!.Save());
         await AssertWholeOrAbsent(streamed);
+    }
+
+    private static async Task<IReadOnlyList<ChangeResult>> AddReadingAsItWould(Rig rig, params PortForwardDefinition[] defs)
+    {
+        // As New-PortForward opens a change: it says what it adds, so a family it does not add to may go unread.
+        using var session = await rig.Manager.OpenAsync(CancellationToken.None, readForwarding: true, adding: defs);
+        rig.Manager.PlanAdds(session, defs, force: false);
+        return await rig.Manager.CommitAsync(session, CancellationToken.None);
+    }
+
+    private static int Saves(Rig rig, string save) => rig.Runner.Requests.Count(r => FakeProcessRunner.Unwrap(r).Program == save);
+
+    [Fact]
+    public async Task An_add_to_one_family_reads_the_other_only_when_it_holds_module_chains()
+    {
+        var rig = MakeWithKernel();
+        Assert.Equal(ChangeKind.Created, Assert.Single(await AddReadingAsItWould(rig, Defs.Web)).Kind);
+        Assert.Equal(1, Saves(rig, FakeProcessRunner.Save4));
+        Assert.Equal(0, Saves(rig, FakeProcessRunner.Save6)); // no ip6 module chain: ip6tables-save skipped
+        Assert.Equal(new[] { IpFamily.IPv6 }, rig.Runner.ChainListings);
+        Assert.Contains(rig.Log, l => l.Contains("no PSNF- chain, so ip6tables-nft-save is not needed", StringComparison.Ordinal));
+
+        // With an IPv6 forward in place, the IPv6 rules are read, and a name taken there is still taken.
+        await rig.NewAsync(false, Defs.Web6);
+        var sameName = PortForwardDefinition.Create("web6", Protocol.Tcp, Defs.Ip("203.0.113.1"), 9443, Defs.Ip("198.51.100.10"), null, SnatMode.Masquerade, null, null);
+        Assert.Empty(await AddReadingAsItWould(rig, sameName));
+        Assert.Equal("PortForwardExists", Assert.Single(rig.Observer.Failures).ErrorId);
+        Assert.Equal(2, Saves(rig, FakeProcessRunner.Save6)); // NewAsync read it, and now the add does too
+    }
+
+    [Fact]
+    public async Task An_add_reads_every_family_when_the_chains_cannot_be_listed()
+    {
+        var rig = MakeWithKernel();
+        var failing = new NetfilterHost(null, rig.Runner, m => rig.Log.Add(m))
+        {
+            SkipSystemChecks = true,
+            Backend = FakeProcessRunner.Backend,
+            LockDirectory = _lockDir,
+            ProcReader = (_, path) => Task.FromResult(rig.Runner.ReadProcSys(path)),
+            ChainLister = (_, _) => Task.FromException<IReadOnlyList<(string, string)>>(new NetfilterException("NftablesQueryFailed", FailureKind.OperationFailed, "Listing the nf_tables chains over netlink failed at the request (errno 93).")),
+        };
+        var manager = new PortForwardManager(failing, rig.Observer);
+        using (var session = await manager.OpenAsync(CancellationToken.None, readForwarding: true, adding: new[] { Defs.Web }))
+        {
+            manager.PlanAdds(session, new[] { Defs.Web }, false);
+            await manager.CommitAsync(session, CancellationToken.None);
+        }
+
+        Assert.Equal(1, Saves(rig, FakeProcessRunner.Save6));
+        Assert.Contains(rig.Log, l => l.Contains("Reading the IPv6 rules with ip6tables-nft-save instead", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -226,10 +226,17 @@ public sealed class PortForwardManager
     /// <summary>Set to mark forwards that are in a saved boot set (persistence).</summary>
     public Func<string, bool>? IsPersisted { get; init; }
 
-    public async Task<ForwardSnapshot> ReadAsync(CancellationToken ct)
+    public Task<ForwardSnapshot> ReadAsync(CancellationToken ct) => ReadAsync(ct, Families);
+
+    /// <summary>
+    /// Reads the families in <paramref name="needed"/>, and each other family only when it holds module chains:
+    /// one without any has no forwards, so an add to another family needs nothing from it (a name clash across
+    /// families needs a forward there, and so module chains).
+    /// </summary>
+    private async Task<ForwardSnapshot> ReadAsync(CancellationToken ct, IReadOnlyCollection<IpFamily> needed)
     {
         _host.EnsureUsable();
-        var read = await Task.WhenAll(Families.Select(f => ReadFamilyAsync(f, ct))).ConfigureAwait(false);
+        var read = await Task.WhenAll(Families.Select(f => needed.Contains(f) ? ReadFamilyAsync(f, ct) : ReadFamilyIfOwnedAsync(f, ct))).ConfigureAwait(false);
         return new ForwardSnapshot
         {
             Rulesets = read.ToDictionary(r => r.Ruleset.Family, r => r.Ruleset),
@@ -336,7 +343,8 @@ public sealed class PortForwardManager
             var forwarding = readForwarding
                 ? Families.ToDictionary(f => f, f => ReadForwardingAsync(f, ct))
                 : new Dictionary<IpFamily, Task<bool?>>();
-            var read = ReadAsync(ct);
+            // An add reads the families it adds to, and the others only if they hold module chains.
+            var read = adding is null ? ReadAsync(ct) : ReadAsync(ct, adding.Select(d => d.Family).Distinct().ToList());
 
             // The restores start while the rulesets are read; they wait for their input.
             foreach (var group in (adding ?? Array.Empty<PortForwardDefinition>()).GroupBy(d => d.Family))
@@ -636,6 +644,17 @@ public sealed class PortForwardManager
     }
 
     /// <summary>One save of one family, rebuilt into forwards; the reader's warnings go to the observer.</summary>
+    private async Task<(Ruleset Ruleset, OwnedState State)> ReadFamilyIfOwnedAsync(IpFamily family, CancellationToken ct)
+    {
+        if (!await _host.HoldsNoModuleChainsAsync(family, ct).ConfigureAwait(false))
+        {
+            return await ReadFamilyAsync(family, ct).ConfigureAwait(false);
+        }
+
+        var empty = new Ruleset(family);
+        return (empty, ForwardReader.Read(empty, _host.NetworkNamespace, IsPersisted));
+    }
+
     private async Task<(Ruleset Ruleset, OwnedState State)> ReadFamilyAsync(IpFamily family, CancellationToken ct)
     {
         var ruleset = await _host.SaveAsync(family, ct).ConfigureAwait(false);

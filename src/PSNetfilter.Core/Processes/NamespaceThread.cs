@@ -67,6 +67,12 @@ public static class NamespaceThread
     }
 
     /// <summary>
+    /// Runs synchronous <paramref name="work"/> inside the namespace (see the remarks: it must not start a
+    /// runtime thread, so no async I/O, timers or tasks).
+    /// </summary>
+    public static Task<T> RunAsync<T>(string? networkNamespace, Func<T> work) => RunInNamespace(networkNamespace, work);
+
+    /// <summary>
     /// Runs <paramref name="work"/> on a fresh thread that has entered the namespace (setns), returns it to the
     /// process's namespace, then completes the task; the thread then ends.
     /// </summary>

@@ -42,6 +42,42 @@ public sealed partial class NetfilterHost
     /// <summary>Reads a /proc file as the namespace sees it (tests swap in a fake).</summary>
     public Func<string?, string, Task<string>> ProcReader { get; init; } = NamespaceThread.ReadFileAsync;
 
+    /// <summary>Lists a family's nf_tables chains in the namespace, in-process (tests swap in a fake).</summary>
+    public Func<string?, IpFamily, Task<IReadOnlyList<(string Table, string Chain)>>> ChainLister { get; init; } = NftChains.ListAsync;
+
+    /// <summary>
+    /// True when <paramref name="family"/> holds no module chain, told by one in-process netlink dump of its
+    /// nf_tables chain names instead of an iptables-save process: a change that does not touch the family then
+    /// need not read its rules. False when it holds one, or when that cannot be told this way (the
+    /// iptables-legacy backend, or the query failed): then the family is read as always.
+    /// </summary>
+    public async Task<bool> HoldsNoModuleChainsAsync(IpFamily family, CancellationToken ct)
+    {
+        var backend = await GetBackendAsync(ct).ConfigureAwait(false);
+        if (backend.Kind != IptablesBackendKind.Nft)
+        {
+            return false;
+        }
+
+        var save = Path.GetFileName(family == IpFamily.IPv4 ? backend.Save4 : backend.Save6);
+        try
+        {
+            var chains = await ChainLister(NetworkNamespace, family).WaitAsync(ct).ConfigureAwait(false);
+            if (chains.Any(c => RuleLayout.Tables.Contains(c.Table) && c.Chain.StartsWith(RuleLayout.ChainPrefix, StringComparison.Ordinal)))
+            {
+                return false;
+            }
+
+            _log($"Listed the {family} nf_tables chains in-process (netlink): no {RuleLayout.ChainPrefix} chain, so {save} is not needed.");
+            return true;
+        }
+        catch (NetfilterException ex)
+        {
+            _log($"{ex.Message} Reading the {family} rules with {save} instead.");
+            return false;
+        }
+    }
+
     /// <summary>Root, a valid and existing namespace: checked before anything runs.</summary>
     public void EnsureUsable()
     {

@@ -56,6 +56,26 @@ internal sealed class FakeProcessRunner : IProcessRunner
         return Sysctl.TryGetValue(key, out var v) ? v + "\n" : throw new IOException($"cannot read {path}");
     }
 
+    /// <summary>
+    /// The in-process chain listing (netlink in the module): the chains of the family's model kernel or save
+    /// text; recorded in <see cref="ChainListings"/>.
+    /// </summary>
+    public Task<IReadOnlyList<(string Table, string Chain)>> ListChainsAsync(string? networkNamespace, IpFamily family)
+    {
+        lock (_gate)
+        {
+            ChainListings.Add(family);
+            var kernel = family == IpFamily.IPv4 ? Kernel4 : Kernel6;
+            var text = kernel?.Save() ?? (family == IpFamily.IPv4 ? SaveText4 : SaveText6);
+            var ruleset = IptablesSaveParser.Parse(text, family);
+            IReadOnlyList<(string, string)> chains = ruleset.Tables.SelectMany(t => t.Chains.Select(c => (t.Name, c.Name))).ToList();
+            return Task.FromResult(chains);
+        }
+    }
+
+    /// <summary>Families whose chains were listed in-process.</summary>
+    public List<IpFamily> ChainListings { get; } = new();
+
     /// <summary>Every /proc/sys path read in-process.</summary>
     public List<string> ProcReads { get; } = new();
 

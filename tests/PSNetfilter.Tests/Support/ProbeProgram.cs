@@ -14,7 +14,9 @@ public static class ProbeProgram
     {
         if (args.Length == 3 && args[0] == "--netns-threads")
         {
-            // The namespace helper's first uses in this process: a /proc read and a TCP connect inside NS.
+            // The namespace helper's first uses in this process: a netlink chain listing, a /proc read and a TCP
+            // connect inside NS.
+            _ = NftChains.ListAsync(args[1], IpFamily.IPv6).GetAwaiter().GetResult();
             var read = NamespaceThread.ReadFileAsync(args[1], "/proc/sys/net/ipv4/ip_forward").GetAwaiter().GetResult();
             var connected = NamespaceThread.CanConnectAsync(args[1], new IPEndPoint(IPAddress.Loopback, int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture)), TimeSpan.FromSeconds(2)).GetAwaiter().GetResult();
             Thread.Sleep(200); // let the runtime start whatever threads the completions asked for

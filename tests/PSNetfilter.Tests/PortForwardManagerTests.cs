@@ -31,6 +31,7 @@ public sealed class PortForwardManagerTests : IDisposable
                 LockDirectory = lockDir,
                 LockTimeout = TimeSpan.FromMilliseconds(300),
                 ProcReader = (_, path) => Task.FromResult(Runner.ReadProcSys(path)),
+                ProcWriter = Runner.WriteProcSysAsync,
                 ChainLister = Runner.ListChainsAsync,
             };
             Manager = new PortForwardManager(Host, Observer);
@@ -433,9 +434,10 @@ public sealed class PortForwardManagerTests : IDisposable
 
         Assert.Equal(expectWrite ? new[] { "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1" } : Array.Empty<string>(), rig.Runner.SysctlWrites);
         Assert.Equal(expectWrite ? 2 : 0, rig.Observer.Warnings.Count(w => w.Contains("was 0", StringComparison.Ordinal)));
-        // Read in-process from /proc/sys (no sysctl process), written with sysctl -w.
+        // Read and written in-process through /proc/sys (no sysctl process).
         Assert.Equal(new[] { "/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding" }, rig.Runner.ProcReads.Distinct().Order(StringComparer.Ordinal));
-        Assert.DoesNotContain(rig.Runner.Requests, r => Path.GetFileName(r.Program) == "sysctl" && r.Arguments[0] == "-n");
+        Assert.DoesNotContain(rig.Runner.Requests, r => Path.GetFileName(FakeProcessRunner.Unwrap(r).Program) == "sysctl");
+        Assert.Equal(expectWrite ? 2 : 0, rig.Log.Count(l => l.StartsWith("Writing 1 to /proc/sys/net/", StringComparison.Ordinal)));
     }
 
     [Fact]
@@ -463,8 +465,8 @@ public sealed class PortForwardManagerTests : IDisposable
         Assert.Equal(enter.Concat(new[] { FakeProcessRunner.Restore4, "-w", "--noflush" }), restore.Arguments);
         Assert.Equal("nsenter", Path.GetFileName(restore.Program));
         Assert.NotNull(restore.StandardInput);
-        var sysctlWrite = rig.Runner.Requests.Single(r => r.Arguments.Contains("-w") && r.Arguments.Contains("net.ipv4.ip_forward=1"));
-        Assert.Equal(enter, sysctlWrite.Arguments.Take(2));
+        Assert.Equal(new[] { "net.ipv4.ip_forward=1" }, rig.Runner.SysctlWrites); // in-process, in the namespace
+        Assert.Contains("Writing 1 to /proc/sys/net/ipv4/ip_forward in network namespace psnfx-fake", rig.Log);
         Assert.Contains(rig.Log, l => l.StartsWith("Running: ", StringComparison.Ordinal) && l.Contains("nsenter --net=/run/netns/psnfx-fake -- ", StringComparison.Ordinal));
         Assert.Contains(rig.Log, l => l.Contains("payload (IPv4)", StringComparison.Ordinal));
     }

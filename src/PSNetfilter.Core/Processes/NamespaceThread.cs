@@ -28,6 +28,15 @@ public static class NamespaceThread
     public static Task<string> ReadFileAsync(string? networkNamespace, string path) =>
         RunInNamespace(networkNamespace, () => File.ReadAllText(path));
 
+    /// <summary>Writes <paramref name="text"/> to an existing file as a task inside the namespace sees it (/proc/sys/net/...).</summary>
+    public static Task WriteFileAsync(string? networkNamespace, string path, string text) =>
+        RunInNamespace(networkNamespace, () =>
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, bufferSize: 1, FileOptions.None);
+            file.Write(System.Text.Encoding.ASCII.GetBytes(text));
+            return true;
+        });
+
     /// <summary>True when a TCP connection to <paramref name="endpoint"/> is accepted within <paramref name="timeout"/>.</summary>
     public static Task<bool> CanConnectAsync(string? networkNamespace, IPEndPoint endpoint, TimeSpan timeout)
     {

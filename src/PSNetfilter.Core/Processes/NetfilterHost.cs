@@ -42,6 +42,9 @@ public sealed partial class NetfilterHost
     /// <summary>Reads a /proc file as the namespace sees it (tests swap in a fake).</summary>
     public Func<string?, string, Task<string>> ProcReader { get; init; } = NamespaceThread.ReadFileAsync;
 
+    /// <summary>Writes a /proc file as the namespace sees it (tests swap in a fake).</summary>
+    public Func<string?, string, string, Task> ProcWriter { get; init; } = NamespaceThread.WriteFileAsync;
+
     /// <summary>Lists a family's nf_tables chains in the namespace, in-process (tests swap in a fake).</summary>
     public Func<string?, IpFamily, Task<IReadOnlyList<(string Table, string Chain)>>> ChainLister { get; init; } = NftChains.ListAsync;
 
@@ -382,7 +385,24 @@ public sealed partial class NetfilterHost
         }
     }
 
-    public Task EnableForwardingAsync(IpFamily family, CancellationToken ct) => SetSysctlAsync(ForwardingKey(family), "1", ct);
+    /// <summary>
+    /// Switches the family's forwarding sysctl on, written in-process to /proc/sys/net as the namespace sees it
+    /// (as it is read: no sysctl process).
+    /// </summary>
+    public async Task EnableForwardingAsync(IpFamily family, CancellationToken ct)
+    {
+        var key = ForwardingKey(family);
+        var path = "/proc/sys/" + key.Replace('.', '/');
+        _log($"Writing 1 to {path}" + (NetworkNamespace is null ? string.Empty : $" in network namespace {NetworkNamespace}"));
+        try
+        {
+            await ProcWriter(NetworkNamespace, path, "1").WaitAsync(ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new NetfilterException("SysctlWriteFailed", FailureKind.OperationFailed, $"Cannot write {path}: {ex.Message} Set {key}=1 (sysctl -w) so that forwarded packets are routed.", path, ex);
+        }
+    }
 
     /// <summary>
     /// How many rules the other backend (iptables-legacy when the module uses nft, and the reverse) holds

@@ -76,6 +76,23 @@ internal sealed class FakeProcessRunner : IProcessRunner
     /// <summary>Families whose chains were listed in-process.</summary>
     public List<IpFamily> ChainListings { get; } = new();
 
+    /// <summary>/proc/sys writes, applied to <see cref="Sysctl"/> and recorded in <see cref="SysctlWrites"/> ("key=value").</summary>
+    public Task WriteProcSysAsync(string? networkNamespace, string path, string value)
+    {
+        lock (_gate)
+        {
+            var key = path["/proc/sys/".Length..].Replace('/', '.');
+            if (!Sysctl.ContainsKey(key))
+            {
+                return Task.FromException(new IOException($"cannot open {path}"));
+            }
+
+            Sysctl[key] = value;
+            SysctlWrites.Add(key + "=" + value);
+            return Task.CompletedTask;
+        }
+    }
+
     /// <summary>Every /proc/sys path read in-process.</summary>
     public List<string> ProcReads { get; } = new();
 

@@ -103,9 +103,6 @@ public sealed class ChangeSession : IDisposable
     /// </summary>
     internal Dictionary<IpFamily, (ChangePlanBuilder Builder, PreparedRestore? Restore)>? Stream { get; set; }
 
-    /// <summary>True when accepted forwards go to running restore processes as they are planned.</summary>
-    public bool IsStreaming => Stream is not null;
-
     /// <summary>Records an accepted change; a streamed change plans it now and writes its lines.</summary>
     internal void Accept(PendingChange change)
     {
@@ -643,7 +640,7 @@ public sealed class PortForwardManager
             internalAddress);
     }
 
-    /// <summary>One save of one family, rebuilt into forwards; the reader's warnings go to the observer.</summary>
+    /// <summary>The family read as <see cref="ReadFamilyAsync"/>, or empty when it holds no module chain (no save then).</summary>
     private async Task<(Ruleset Ruleset, OwnedState State)> ReadFamilyIfOwnedAsync(IpFamily family, CancellationToken ct)
     {
         if (!await _host.HoldsNoModuleChainsAsync(family, ct).ConfigureAwait(false))
@@ -655,6 +652,7 @@ public sealed class PortForwardManager
         return (empty, ForwardReader.Read(empty, _host.NetworkNamespace, IsPersisted));
     }
 
+    /// <summary>One save of one family, rebuilt into forwards; the reader's warnings go to the observer.</summary>
     private async Task<(Ruleset Ruleset, OwnedState State)> ReadFamilyAsync(IpFamily family, CancellationToken ct)
     {
         var ruleset = await _host.SaveAsync(family, ct).ConfigureAwait(false);
@@ -682,15 +680,15 @@ public sealed class PortForwardManager
         await _host.RestoreAsync(cleanup, CancellationToken.None).ConfigureAwait(false);
     }
 
-    /// <summary>
-    /// Validates requests into definitions, resolving default SNAT addresses with one <c>ip route get</c>
-    /// batch. A request that cannot be resolved is reported and left out.
-    /// </summary>
     /// <summary>True when <see cref="ResolveAsync"/> needs no process for <paramref name="request"/> (nothing to look up, or looked up before).</summary>
     public bool CanResolveWithoutProcesses(PortForwardRequest request) =>
         (!request.NeedsRouteSource && !request.NeedsHairpinNetwork)
         || (_routes.ContainsKey(request.InternalAddress) && (!request.NeedsHairpinNetwork || _addresses is not null));
 
+    /// <summary>
+    /// Validates requests into definitions, resolving default SNAT addresses with one <c>ip route get</c>
+    /// batch. A request that cannot be resolved is reported and left out.
+    /// </summary>
     public async Task<List<PortForwardDefinition>> ResolveAsync(IReadOnlyList<PortForwardRequest> requests, CancellationToken ct)
     {
         // Routes and addresses looked up once per manager (one command): a pipeline resolved in parts (a

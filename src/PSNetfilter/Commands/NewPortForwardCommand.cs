@@ -230,6 +230,12 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
         var manager = CreateManager(key.Length == 0 ? null : key);
         var definitions = Run(ct => manager.ResolveAsync(list, ct));
         list.Clear();
+        if (definitions.Count == 0)
+        {
+            _resolved[key] = definitions; // nothing to stream yet (every forward so far was refused): the end decides
+            return;
+        }
+
         ChangeSession? session = null;
         try
         {

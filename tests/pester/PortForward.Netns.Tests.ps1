@@ -381,6 +381,16 @@ Describe $NetnsTitle -Skip:([bool]$NetnsSkipReason) {
             Get-FullDump $script:gw | Should -BeExactly $before
         }
 
+        It 'refuses an IPv4 forward under the name of an IPv6 one (names are unique across families) and changes nothing' {
+            # The IPv6 family holds module chains, so an IPv4 add reads it too (it skips only a family without any).
+            $before = Get-FullDump $script:gw
+            $out = New-PortForward -NetworkNamespace $script:gw -Name tcp6 -ExternalAddress $script:ext -ExternalPort 8090 -InternalAddress $script:srv -ErrorVariable err -ErrorAction SilentlyContinue
+            $out | Should -BeNullOrEmpty
+            $err | Should -HaveCount 1
+            $err[0].FullyQualifiedErrorId | Should -BeExactly 'PortForwardExists,PSNetfilter.Commands.NewPortForwardCommand'
+            Get-FullDump $script:gw | Should -BeExactly $before
+        }
+
         It 'replaces it with -Force (Replaced), the foreign rules intact, and the traffic goes to the new target' {
             $f = New-PortForward @script:Seed -InternalPort 8086 -Force
             $f | Should -HaveCount 1

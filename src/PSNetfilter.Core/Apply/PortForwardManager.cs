@@ -98,12 +98,12 @@ public sealed class ChangeSession : IDisposable
 
     /// <summary>
     /// A streamed change: every accepted forward's lines are planned at once (one builder per family) and
-    /// written to that family's restore processes (one per table) while the pipeline still runs. Null: the
-    /// change is planned and applied at the commit.
+    /// written to that family's prepared restore processes (one per table) while the pipeline still runs.
+    /// Null: the change is planned and applied at the commit.
     /// </summary>
-    internal Dictionary<IpFamily, (ChangePlanBuilder Builder, PreparedRestore? Restore)>? Stream { get; set; }
+    internal Dictionary<IpFamily, ChangePlanBuilder>? Stream { get; set; }
 
-    /// <summary>Records an accepted change; a streamed change plans it now and writes its lines.</summary>
+    /// <summary>Records an accepted change; a streamed change plans it now.</summary>
     internal void Accept(PendingChange change)
     {
         Pending.Add(change);
@@ -126,24 +126,28 @@ public sealed class ChangeSession : IDisposable
     /// <summary>Writes the lines planned since the last call to the running restores (a streamed change).</summary>
     internal void WriteStream()
     {
-        foreach (var (builder, restore) in Stream?.Values ?? Enumerable.Empty<(ChangePlanBuilder, PreparedRestore?)>())
+        foreach (var (family, builder) in Stream ?? new Dictionary<IpFamily, ChangePlanBuilder>())
         {
-            restore?.WriteNew(builder.Payload);
+            // Started (and awaited) when the streamed change was opened; a family that came later has none.
+            if (Prepared.TryGetValue(family, out var restore) && restore.IsCompletedSuccessfully)
+            {
+                restore.Result.WriteNew(builder.Payload);
+            }
         }
     }
 
     /// <summary>The streamed plan of <paramref name="family"/>, once (a retry plans afresh).</summary>
     internal ChangePlanBuilder? TakeBuilder(IpFamily family) =>
-        Stream is not null && Stream.Remove(family, out var s) ? s.Builder : null;
+        Stream is not null && Stream.Remove(family, out var builder) ? builder : null;
 
     private ChangePlanBuilder BuilderFor(IpFamily family)
     {
-        if (!Stream!.TryGetValue(family, out var s))
+        if (!Stream!.TryGetValue(family, out var builder))
         {
-            Stream[family] = s = (new ChangePlanBuilder(Snapshot.Rulesets[family], Snapshot.States[family]), null);
+            Stream[family] = builder = new ChangePlanBuilder(Snapshot.Rulesets[family], Snapshot.States[family]);
         }
 
-        return s.Builder;
+        return builder;
     }
 
     /// <summary>The prepared restore of <paramref name="family"/>, once (a retry starts its own).</summary>
@@ -360,9 +364,9 @@ public sealed class PortForwardManager
             if (stream)
             {
                 session.Stream = new();
-                foreach (var (family, task) in prepared)
+                foreach (var task in prepared.Values)
                 {
-                    session.Stream[family] = (new ChangePlanBuilder(snapshot.Rulesets[family], snapshot.States[family]), await task.ConfigureAwait(false));
+                    await task.ConfigureAwait(false); // started: PlanAdds writes to them from now on
                 }
             }
 

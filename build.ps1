@@ -76,17 +76,7 @@ function Get-DotnetPath {
     throw 'dotnet was not found on PATH.'
 }
 
-function Get-PwshInvocation {
-    # The pwsh running this script: `dotnet <...>/pwsh.dll` (dotnet tool) or a native pwsh.
-    $processPath = [Environment]::ProcessPath
-    $dll = Join-Path $PSHOME 'pwsh.dll'
-    if ([IO.Path]::GetFileNameWithoutExtension($processPath) -eq 'dotnet' -and (Test-Path -LiteralPath $dll)) {
-        return , @($processPath, $dll)
-    }
-    $native = Join-Path $PSHOME 'pwsh'
-    if (Test-Path -LiteralPath $native) { return , @($native) }
-    return , @($processPath)
-}
+. (Join-Path $PSScriptRoot 'build/PwshInvocation.ps1') # Get-PwshInvocation, shared with the tests
 
 function Invoke-Native {
     # Runs a native command with its output shown; throws on a non-zero exit code unless

@@ -398,6 +398,15 @@ $InformationPreference = 'Continue'
         # iptables-restore commits table by table (each COMMIT), so a refusal in *filter comes after *nat
         # was already committed.
         BeforeAll {
+            function New-SnatRefusingNamespace {
+                # A namespace with Docker's rules and a foreign jump that makes the module's SNAT chain reachable
+                # from PREROUTING: the kernel then refuses every SNAT and MASQUERADE rule the module appends there.
+                $ns = New-RelNamespace
+                Import-RelRules -Namespace $ns -Path (Join-Path $Fixtures 'docker.v4.rules')
+                Import-RelRules -Namespace $ns -Text "*nat`n:PSNF-POSTROUTING - [0:0]`n-A PREROUTING -j PSNF-POSTROUTING`nCOMMIT`n"
+                $ns
+            }
+
             function Get-Payloads {
                 # The IPv4 restore payloads the module logged (-Verbose), in order, as arrays of lines.
                 param($Result)
@@ -428,11 +437,8 @@ $InformationPreference = 'Continue'
                 Set-ItResult -Skipped -Because 'iptables-legacy-restore names the COMMIT line, so a refusal cannot be mapped to one forward'
                 return
             }
-            $ns = New-RelNamespace
-            Import-RelRules -Namespace $ns -Path (Join-Path $Fixtures 'docker.v4.rules')
-            # A foreign rule makes the module's SNAT chain reachable from PREROUTING: b's SNAT and d's
-            # MASQUERADE rules are refused, a and c (no source NAT) are fine.
-            Import-RelRules -Namespace $ns -Text "*nat`n:PSNF-POSTROUTING - [0:0]`n-A PREROUTING -j PSNF-POSTROUTING`nCOMMIT`n"
+            # b's SNAT and d's MASQUERADE rules are refused, a and c (no source NAT) are fine.
+            $ns = New-SnatRefusingNamespace
             $before4 = Get-RelDump -Namespace $ns
             $before6 = Get-RelDump -Namespace $ns -Family IPv6
             $items = @(
@@ -474,12 +480,9 @@ $InformationPreference = 'Continue'
                 Set-ItResult -Skipped -Because 'iptables-legacy-restore names the COMMIT line, so a refusal cannot be mapped to one forward'
                 return
             }
-            $ns = New-RelNamespace
-            Import-RelRules -Namespace $ns -Path (Join-Path $Fixtures 'docker.v4.rules')
-            # As above: SNAT is refused in the module's POSTROUTING chain once PREROUTING reaches it. Of 40
-            # forwards only 'big-snat' has source NAT, so the nat process fails on its rule while the filter
-            # process, run at the same time, commits the FORWARD rules of all 40.
-            Import-RelRules -Namespace $ns -Text "*nat`n:PSNF-POSTROUTING - [0:0]`n-A PREROUTING -j PSNF-POSTROUTING`nCOMMIT`n"
+            # Of 40 forwards only 'big-snat' has source NAT, so the nat process fails on its rule while the
+            # filter process, run at the same time, commits the FORWARD rules of all 40.
+            $ns = New-SnatRefusingNamespace
             $before4 = Get-RelDump -Namespace $ns
             $items = @(0..39 | ForEach-Object {
                     if ($_ -eq 17) { [pscustomobject]@{ Name = 'big-snat'; ExternalPort = 21017; InternalAddress = '198.51.100.10'; SnatAddress = '198.51.100.1' } }

@@ -126,7 +126,12 @@ public sealed class ChangeSession : IDisposable
     /// <summary>Writes the lines planned since the last call to the running restores (a streamed change).</summary>
     internal void WriteStream()
     {
-        foreach (var (family, builder) in Stream ?? new Dictionary<IpFamily, ChangePlanBuilder>())
+        if (Stream is null)
+        {
+            return;
+        }
+
+        foreach (var (family, builder) in Stream)
         {
             // Started (and awaited) when the streamed change was opened; a family that came later has none.
             if (Prepared.TryGetValue(family, out var restore) && restore.IsCompletedSuccessfully)
@@ -350,7 +355,8 @@ public sealed class PortForwardManager
             // The restores start while the rulesets are read; they wait for their input.
             foreach (var group in (adding ?? Array.Empty<PortForwardDefinition>()).GroupBy(d => d.Family))
             {
-                var perTable = stream || group.Count() * RulesPerForward >= NetfilterHost.ConcurrentTablesFromLines;
+                // Sized before it is planned: every forward writes rules to both tables.
+                var perTable = stream || NetfilterHost.OneProcessPerTable(group.Count() * RulesPerForward, RuleLayout.Tables.Count);
                 prepared[group.Key] = _host.PrepareRestoreAsync(group.Key, perTable, ct);
             }
 

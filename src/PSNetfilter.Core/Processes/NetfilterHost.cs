@@ -171,6 +171,9 @@ public sealed partial class NetfilterHost
     /// </summary>
     public const int ConcurrentTablesFromLines = 100;
 
+    /// <summary>Whether a payload of <paramref name="lines"/> lines over <paramref name="tables"/> tables gets one process per table.</summary>
+    public static bool OneProcessPerTable(int lines, int tables) => tables >= 2 && lines >= ConcurrentTablesFromLines;
+
     /// <summary>
     /// Applies a payload with <c>iptables-restore -w --noflush</c>. iptables-restore commits each table as one
     /// kernel transaction; a large payload gets one process per table, run at once, so that one table's
@@ -201,8 +204,7 @@ public sealed partial class NetfilterHost
         {
             var backend = await GetBackendAsync(ct).ConfigureAwait(false);
             ct.ThrowIfCancellationRequested();
-            var tables = payload.Tables;
-            var perTable = tables.Count >= 2 && payload.LineCount >= ConcurrentTablesFromLines;
+            var perTable = OneProcessPerTable(payload.LineCount, payload.Tables.Count);
             prepared = StartRestore(payload.Family == IpFamily.IPv4 ? backend.Restore4 : backend.Restore6, payload.Family, perTable);
         }
         else if (prepared.Family != payload.Family)

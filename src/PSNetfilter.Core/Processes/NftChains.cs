@@ -83,7 +83,7 @@ public static class NftChains
     }
 
     /// <summary>Adds the chains of one datagram of the dump; true once the dump is done.</summary>
-    internal static bool Parse(ReadOnlySpan<byte> data, List<(string Table, string Chain)> chains)
+    private static bool Parse(ReadOnlySpan<byte> data, List<(string Table, string Chain)> chains)
     {
         var offset = 0;
         while (offset + 16 <= data.Length)

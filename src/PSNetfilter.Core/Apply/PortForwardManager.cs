@@ -286,6 +286,19 @@ public sealed class PortForwardManager
             }
         }
 
+        var nftables = forwards.Count == 0 ? null : await _host.ListNftRulesetAsync(ct).ConfigureAwait(false);
+        var routeDevices = new Dictionary<IPAddress, string>();
+        if (nftables is not null && nftables.Tables.Any(t => !nftables.IsIptablesTable(t)))
+        {
+            foreach (var (address, route) in await _host.GetRoutesAsync(forwards.Select(f => f.InternalAddress).Distinct(), ct).ConfigureAwait(false))
+            {
+                if (route.Device is { } dev)
+                {
+                    routeDevices[address] = dev;
+                }
+            }
+        }
+
         var unreplied = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var f in forwards.Where(f => f.SnatMode == SnatMode.None))
         {
@@ -304,6 +317,8 @@ public sealed class PortForwardManager
             OtherBackendName = otherName,
             Reachable = reachable,
             Unreplied = unreplied,
+            Nftables = nftables,
+            RouteDevices = routeDevices,
         }).Select(x => x with { NetworkNamespace = _host.NetworkNamespace }).ToList();
         return (findings, snapshot.Forwards.Select(f => f.Name).ToHashSet(StringComparer.Ordinal));
     }

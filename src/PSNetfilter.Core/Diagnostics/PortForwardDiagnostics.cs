@@ -16,6 +16,15 @@ public enum FindingSeverity
 public sealed record PortForwardFinding(string? Forward, FindingSeverity Severity, string Check, string What, string Why, string Fix)
 {
     public string? NetworkNamespace { get; init; }
+
+    /// <summary>For findings about another table: the table ("inet filter", "ip libvirt_network").</summary>
+    public string? Table { get; init; }
+
+    /// <summary>For findings about a chain: its name.</summary>
+    public string? Chain { get; init; }
+
+    /// <summary>The program that owns the table or rule, where recognisable (firewalld, libvirt, Docker, ...).</summary>
+    public string? Owner { get; init; }
 }
 
 /// <summary>What the checks look at, gathered once per namespace.</summary>
@@ -37,6 +46,12 @@ public sealed class DiagnosticsInput
 
     /// <summary>Per forward: connections that never saw a reply (conntrack [UNREPLIED]); absent when unknown.</summary>
     public IReadOnlyDictionary<string, int> Unreplied { get; init; } = new Dictionary<string, int>();
+
+    /// <summary>The whole nftables ruleset of the namespace (<c>nft -j list ruleset</c>); null when nft is not installed.</summary>
+    public Nftables.NftRuleset? Nftables { get; init; }
+
+    /// <summary>Per internal address: the interface the gateway routes it through, when known.</summary>
+    public IReadOnlyDictionary<IPAddress, string> RouteDevices { get; init; } = new Dictionary<IPAddress, string>();
 }
 
 /// <summary>Pure checks over a gathered <see cref="DiagnosticsInput"/>; each finding says what to do.</summary>
@@ -55,6 +70,11 @@ public static class PortForwardDiagnostics
                     $"{Processes.NetfilterHost.ForwardingKey(family)} is 0.",
                     "The kernel does not route packets between interfaces, so DNATed connections are dropped.",
                     $"sysctl -w {Processes.NetfilterHost.ForwardingKey(family)}=1 (New-PortForward does this; Install-PortForwardService persists it)."));
+            }
+
+            if (input.Snapshot.Rulesets.TryGetValue(family, out var familyRules) && ForwardJumpCheck.Evaluate(familyRules) is { } jump)
+            {
+                findings.Add(jump);
             }
 
             if (input.OtherBackendRules.TryGetValue(family, out var other) && other > 0)
@@ -91,6 +111,10 @@ public static class PortForwardDiagnostics
             }
 
             ForeignDnat(f, ruleset, findings);
+            if (input.Nftables is { } nft)
+            {
+                findings.AddRange(ForeignTableCheck.Evaluate(f, nft, input.RouteDevices.GetValueOrDefault(f.InternalAddress), t => nft.IsIptablesTable(t) || t.Name == "psnetfilter"));
+            }
 
             if (input.Reachable.TryGetValue(f.Name, out var reachable) && !reachable)
             {

@@ -443,6 +443,22 @@ public sealed partial class NetfilterHost
         return result.ExitCode == 0 ? result.StandardOutput : null;
     }
 
+    /// <summary>
+    /// The whole nftables ruleset of the namespace (<c>nft -j list ruleset</c>), every table of every program, or null
+    /// when nft is not installed. A failing nft is an error: a check that silently skipped it would say "no problem".
+    /// </summary>
+    public async Task<Nftables.NftRuleset?> ListNftRulesetAsync(CancellationToken ct)
+    {
+        var tool = ExecutableLocator.Find("nft");
+        if (tool is null)
+        {
+            return null;
+        }
+
+        var result = await RunCheckedAsync(new ProcessRequest(tool, new[] { "-j", "list", "ruleset" }), ct).ConfigureAwait(false);
+        return Nftables.NftJsonParser.Parse(result.StandardOutput);
+    }
+
     /// <summary>Sets one sysctl inside the namespace.</summary>
     public async Task SetSysctlAsync(string key, string value, CancellationToken ct)
     {

@@ -22,7 +22,7 @@ public class NftablesDiagnosticsTests
     private static List<PortForwardFinding> Check(string dump, PortForward f, string? routeDevice = "veth-in")
     {
         var ruleset = Dump(dump);
-        return ForeignTableCheck.Evaluate(f, ruleset, routeDevice, t => ruleset.IsIptablesTable(t)).ToList();
+        return ForeignTableCheck.Evaluate(f, ruleset, routeDevice).ToList();
     }
 
     private static readonly PortForward Web = Forward("web", Protocol.Tcp, "198.51.100.1", 8080, "192.0.2.10", 80);
@@ -151,7 +151,7 @@ public class NftablesDiagnosticsTests
         Assert.Empty(Check("mixed", Web));
         var v6 = Forward("v6", Protocol.Tcp, "2001:db8::1", 8080, "2001:db8:1::10", 80);
         Assert.Equal(FindingSeverity.Error, Assert.Single(Check("policy-drop", v6)).Severity);
-        Assert.Empty(ForeignTableCheck.Evaluate(Web, NftRuleset.Empty, null, _ => false));
+        Assert.Empty(ForeignTableCheck.Evaluate(Web, NftRuleset.Empty, null));
     }
 
     private const string DockerForward = """

@@ -287,17 +287,9 @@ public sealed class PortForwardManager
         }
 
         var nftables = forwards.Count == 0 ? null : await _host.ListNftRulesetAsync(ct).ConfigureAwait(false);
-        var routeDevices = new Dictionary<IPAddress, string>();
-        if (nftables is not null && nftables.Tables.Any(t => !nftables.IsIptablesTable(t)))
-        {
-            foreach (var (address, route) in await _host.GetRoutesAsync(forwards.Select(f => f.InternalAddress).Distinct(), ct).ConfigureAwait(false))
-            {
-                if (route.Device is { } dev)
-                {
-                    routeDevices[address] = dev;
-                }
-            }
-        }
+        var routeDevices = nftables is not null && nftables.Tables.Any(nftables.IsForeign)
+            ? await RouteDevicesAsync(forwards, ct).ConfigureAwait(false)
+            : new Dictionary<IPAddress, string>();
 
         var unreplied = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var f in forwards.Where(f => f.SnatMode == SnatMode.None))
@@ -321,6 +313,38 @@ public sealed class PortForwardManager
             RouteDevices = routeDevices,
         }).Select(x => x with { NetworkNamespace = _host.NetworkNamespace }).ToList();
         return (findings, snapshot.Forwards.Select(f => f.Name).ToHashSet(StringComparer.Ordinal));
+    }
+
+    /// <summary>
+    /// The ForeignTableDrop findings for <paramref name="forwards"/> (New-PortForward warns with them after it applies):
+    /// empty without reading anything when the namespace holds no table but iptables' own and the module's.
+    /// </summary>
+    public async Task<IReadOnlyList<Diagnostics.PortForwardFinding>> CheckForeignTablesAsync(IReadOnlyList<PortForward> forwards, CancellationToken ct)
+    {
+        if (forwards.Count == 0 || !await _host.HasForeignNftTablesAsync(ct).ConfigureAwait(false)
+            || await _host.ListNftRulesetAsync(ct).ConfigureAwait(false) is not { } nftables)
+        {
+            return Array.Empty<Diagnostics.PortForwardFinding>();
+        }
+
+        var devices = await RouteDevicesAsync(forwards, ct).ConfigureAwait(false);
+        return forwards.SelectMany(f => Diagnostics.ForeignTableCheck.Evaluate(f, nftables, devices.GetValueOrDefault(f.InternalAddress)))
+            .Select(x => x with { NetworkNamespace = _host.NetworkNamespace })
+            .ToList();
+    }
+
+    private async Task<Dictionary<IPAddress, string>> RouteDevicesAsync(IEnumerable<PortForward> forwards, CancellationToken ct)
+    {
+        var devices = new Dictionary<IPAddress, string>();
+        foreach (var (address, route) in await _host.GetRoutesAsync(forwards.Select(f => f.InternalAddress).Distinct(), ct).ConfigureAwait(false))
+        {
+            if (route.Device is { } dev)
+            {
+                devices[address] = dev;
+            }
+        }
+
+        return devices;
     }
 
     /// <summary>Takes the namespace lock and reads the live ruleset: the start of every change.</summary>

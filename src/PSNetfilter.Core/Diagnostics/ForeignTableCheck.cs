@@ -17,15 +17,14 @@ public static class ForeignTableCheck
     public const string CheckName = "ForeignTableDrop";
 
     /// <param name="routeDevice">The interface the gateway routes towards the forward's internal address, when known.</param>
-    /// <param name="skipTable">Tables not to look at: iptables' own (read through iptables-save) and the module's.</param>
-    public static IEnumerable<PortForwardFinding> Evaluate(PortForward f, NftRuleset ruleset, string? routeDevice, Func<NftTable, bool> skipTable)
+    public static IEnumerable<PortForwardFinding> Evaluate(PortForward f, NftRuleset ruleset, string? routeDevice)
     {
         var evaluator = new NftEvaluator(ruleset);
         var reported = new HashSet<NftChain>();
         foreach (var (hook, direction) in Probes(f))
         {
             var template = Packet(f, hook, direction, routeDevice, afterDnat: false);
-            foreach (var chain in evaluator.BaseChains(template, skipTable))
+            foreach (var chain in evaluator.BaseChains(template, t => !ruleset.IsForeign(t)))
             {
                 if (reported.Contains(chain))
                 {

@@ -113,7 +113,7 @@ public static class PortForwardDiagnostics
             ForeignDnat(f, ruleset, findings);
             if (input.Nftables is { } nft)
             {
-                findings.AddRange(ForeignTableCheck.Evaluate(f, nft, input.RouteDevices.GetValueOrDefault(f.InternalAddress), t => nft.IsIptablesTable(t) || t.Name == "psnetfilter"));
+                findings.AddRange(ForeignTableCheck.Evaluate(f, nft, input.RouteDevices.GetValueOrDefault(f.InternalAddress)));
             }
 
             if (input.Reachable.TryGetValue(f.Name, out var reachable) && !reachable)

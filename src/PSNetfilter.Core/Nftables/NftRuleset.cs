@@ -68,6 +68,13 @@ public sealed class NftRuleset
         }
     }
 
+    /// <summary>The name of the table the module's own nftables backend keeps its forwards in.</summary>
+    public const string ModuleTable = "psnetfilter";
+
+    /// <summary>ip/ip6 filter, nat, mangle, raw or security: the names iptables-nft gives its tables.</summary>
+    public static bool IsIptablesTableName(string family, string table) =>
+        family is "ip" or "ip6" && table is "filter" or "nat" or "mangle" or "raw" or "security";
+
     public static NftRuleset Empty { get; } = new(string.Empty, Array.Empty<NftTable>(), Array.Empty<NftChain>(), Array.Empty<NftRule>(), Array.Empty<NftSet>());
 
     /// <summary>The nft version that printed the ruleset (metainfo), empty when unknown.</summary>
@@ -91,13 +98,16 @@ public sealed class NftRuleset
     public NftSet? Set(string family, string table, string name) =>
         _sets.TryGetValue((family, table, name), out var s) ? s : null;
 
+    /// <summary>A table of another program: neither one of iptables' own (read through iptables-save) nor the module's.</summary>
+    public bool IsForeign(NftTable table) => table.Name != ModuleTable && !IsIptablesTable(table);
+
     /// <summary>
     /// True for the tables iptables-nft writes (ip/ip6 filter, nat, mangle, raw, security holding only the
     /// built-in chain names as base chains): they are read through iptables-save, not through nft.
     /// </summary>
     public bool IsIptablesTable(NftTable table)
     {
-        if (table.Family is not ("ip" or "ip6") || table.Name is not ("filter" or "nat" or "mangle" or "raw" or "security"))
+        if (!IsIptablesTableName(table.Family, table.Name))
         {
             return false;
         }

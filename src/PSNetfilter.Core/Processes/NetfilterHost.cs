@@ -48,6 +48,9 @@ public sealed partial class NetfilterHost
     /// <summary>Lists a family's nf_tables chains in the namespace, in-process (tests swap in a fake).</summary>
     public Func<string?, IpFamily, Task<IReadOnlyList<(string Table, string Chain)>>> ChainLister { get; init; } = NftChains.ListAsync;
 
+    /// <summary>Lists the chains of every nf_tables family (in-process netlink by default; replaced in unit tests).</summary>
+    public Func<string?, Task<IReadOnlyList<(string Family, string Table, string Chain)>>> AllChainLister { get; init; } = NftChains.ListAllAsync;
+
     /// <summary>
     /// True when <paramref name="family"/> holds no module chain, told by one in-process netlink dump of its
     /// nf_tables chain names instead of an iptables-save process: a change that does not touch the family then
@@ -441,6 +444,25 @@ public sealed partial class NetfilterHost
 
         var result = await RunRawAsync(Wrap(new ProcessRequest(tool, new[] { "-L", "-f", family == IpFamily.IPv4 ? "ipv4" : "ipv6" })), inNamespace: false, ct).ConfigureAwait(false);
         return result.ExitCode == 0 ? result.StandardOutput : null;
+    }
+
+    /// <summary>
+    /// True when the namespace holds an nftables table that is neither one of iptables' own nor the module's: only
+    /// then can another table drop a forward's packets. One in-process netlink dump, no nft process; when the
+    /// dump fails the answer is true, so the caller reads the ruleset with nft.
+    /// </summary>
+    public async Task<bool> HasForeignNftTablesAsync(CancellationToken ct)
+    {
+        try
+        {
+            var chains = await AllChainLister(NetworkNamespace).WaitAsync(ct).ConfigureAwait(false);
+            return chains.Any(c => !Nftables.NftRuleset.IsIptablesTableName(c.Family, c.Table) && c.Table != Nftables.NftRuleset.ModuleTable);
+        }
+        catch (NetfilterException ex)
+        {
+            _log(ex.Message + " Reading the ruleset with nft instead.");
+            return true;
+        }
     }
 
     /// <summary>

@@ -24,16 +24,35 @@ public static class NftChains
     private const ushort NlmsgDone = 3;
     private const ushort NftaChainTable = 1;
     private const ushort NftaChainName = 3;
+    private const byte NfprotoUnspec = 0;
     private const byte NfprotoIpv4 = 2;
     private const byte NfprotoIpv6 = 10;
 
     /// <summary>The chains of <paramref name="family"/> in the namespace (null: the host's), as (table, chain).</summary>
     /// <exception cref="NetfilterException">The kernel did not answer the request (no nf_tables, say).</exception>
     public static Task<IReadOnlyList<(string Table, string Chain)>> ListAsync(string? networkNamespace, IpFamily family) =>
-        NamespaceThread.RunAsync(networkNamespace, () => List(family == IpFamily.IPv4 ? NfprotoIpv4 : NfprotoIpv6));
+        NamespaceThread.RunAsync(networkNamespace, () => (IReadOnlyList<(string, string)>)List(family == IpFamily.IPv4 ? NfprotoIpv4 : NfprotoIpv6).Select(c => (c.Table, c.Chain)).ToList());
+
+    /// <summary>
+    /// The chains of every family (ip, ip6, inet, arp, bridge, netdev) in the namespace, as (family, table, chain)
+    /// with the family named as nft names it: tells whether any table but iptables' own exists, without an nft process.
+    /// </summary>
+    public static Task<IReadOnlyList<(string Family, string Table, string Chain)>> ListAllAsync(string? networkNamespace) =>
+        NamespaceThread.RunAsync(networkNamespace, () => (IReadOnlyList<(string, string, string)>)List(NfprotoUnspec).Select(c => (FamilyName(c.Family), c.Table, c.Chain)).ToList());
+
+    private static string FamilyName(byte family) => family switch
+    {
+        1 => "inet",
+        NfprotoIpv4 => "ip",
+        3 => "arp",
+        5 => "netdev",
+        7 => "bridge",
+        NfprotoIpv6 => "ip6",
+        _ => family.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
 
     /// <summary>Synchronous system calls only (it runs on the namespace thread, which must not start runtime threads).</summary>
-    private static IReadOnlyList<(string Table, string Chain)> List(byte family)
+    private static List<(byte Family, string Table, string Chain)> List(byte family)
     {
         var fd = socket(AfNetlink, SockRaw | SockCloexec, NetlinkNetfilter);
         if (fd < 0)
@@ -55,7 +74,7 @@ public static class NftChains
                 throw Failure("send", Marshal.GetLastPInvokeError());
             }
 
-            var chains = new List<(string, string)>();
+            var chains = new List<(byte, string, string)>();
             var buffer = new byte[64 * 1024];
             while (true)
             {
@@ -83,7 +102,7 @@ public static class NftChains
     }
 
     /// <summary>Adds the chains of one datagram of the dump; true once the dump is done.</summary>
-    private static bool Parse(ReadOnlySpan<byte> data, List<(string Table, string Chain)> chains)
+    private static bool Parse(ReadOnlySpan<byte> data, List<(byte Family, string Table, string Chain)> chains)
     {
         var offset = 0;
         while (offset + 16 <= data.Length)
@@ -144,7 +163,7 @@ public static class NftChains
 
                 if (table is not null && chain is not null)
                 {
-                    chains.Add((table, chain));
+                    chains.Add((data[offset + 16], table, chain)); // nfgenmsg.nfgen_family
                 }
             }
 

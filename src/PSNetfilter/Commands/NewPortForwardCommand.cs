@@ -195,6 +195,12 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
                 {
                     WriteObject(Output.WithChange(result));
                 }
+
+                // The same ForeignTableDrop check as Test-PortForward: never silent when another table drops the traffic.
+                foreach (var finding in Run(ct => manager.CheckForeignTablesAsync(results.Select(r => r.Forward).ToList(), ct)))
+                {
+                    WriteWarning($"{finding.Forward}: {finding.What} {finding.Why} Fix: {finding.Fix}");
+                }
             }
             catch (NetfilterException ex)
             {

@@ -1,0 +1,100 @@
+# Forwards beside other nftables tables, in the real kernel (tests/lab/PSNetfilterLab.psm1):
+#
+#     client 203.0.113.2 -> gateway 203.0.113.1 | 198.51.100.1 -> server 198.51.100.10
+#
+# A hand-written `table inet filter` whose forward chain has policy drop (the ruleset of the real-gateways issue)
+# drops what PSNetfilter's iptables rules accept: every base chain on a hook sees the packet. The traffic proves it
+# (no reply), Test-PortForward and New-PortForward name the table, the chain and the policy, and the rule their Fix
+# proposes, applied as written, lets exactly that forward through. A foreign jump inserted above PSNetfilter's
+# FORWARD jump is reported with what sits above it.
+
+BeforeDiscovery {
+    $isRoot = (& id -u) -eq '0'
+    $hasNft = [bool](Get-Command nft -ErrorAction SilentlyContinue) -or (Test-Path /usr/sbin/nft)
+    $SkipReason = $null
+    if ($env:CI -ne 'true') {
+        if (-not $isRoot) { $SkipReason = 'needs root (creates network namespaces and netfilter rules)' }
+        elseif (-not $hasNft) { $SkipReason = 'needs nft (apt-get install nftables)' }
+    }
+    $Title = if ($SkipReason) { "Forwards beside other nftables tables (skipped: $SkipReason)" } else { 'Forwards beside other nftables tables' }
+}
+
+Describe $Title -Skip:([bool]$SkipReason) {
+    BeforeAll {
+        $modulePath = if ($env:PSNETFILTER_TEST_MODULE) { $env:PSNETFILTER_TEST_MODULE } else { Join-Path $PSScriptRoot '../../out/PSNetfilter' }
+        Import-Module (Join-Path $PSScriptRoot '../lab/PSNetfilterLab.psm1') -Force
+        Import-Module (Join-Path $modulePath 'PSNetfilter.psd1') -Force
+        $script:Golden = Join-Path $PSScriptRoot '../PSNetfilter.Tests/Golden/nftjson'
+        $script:lab = New-PSNetfilterLab -Prefix 'psnfn'
+        $script:gw = $script:lab.Gateway
+        $null = Start-PSNetfilterLabServer -Lab $script:lab -TcpPort 8080, 8081 -UdpPort 5353
+
+        function script:Invoke-GatewayTool([string]$Tool, [string[]]$Arguments) {
+            $out = & ip netns exec $script:gw $Tool @Arguments 2>&1
+            if ($LASTEXITCODE -ne 0) { throw "$Tool $($Arguments -join ' ') failed in $($script:gw) ($LASTEXITCODE): $out" }
+            $out
+        }
+        function script:Test-Carries([string]$Protocol, [int]$Port) {
+            $null -ne (Invoke-PSNetfilterLabProbe -Lab $script:lab -Protocol $Protocol -Address $script:lab.GatewayExternalAddress -Port $Port -TimeoutSeconds 2)
+        }
+
+        $script:web = New-PortForward -Name web -ExternalAddress $script:lab.GatewayExternalAddress -ExternalPort 8080 -InternalAddress $script:lab.ServerAddress -NetworkNamespace $script:gw -WarningVariable beforeWarnings -WarningAction SilentlyContinue
+        $script:beforeWarnings = $beforeWarnings
+    }
+
+    AfterAll {
+        if ($script:lab) { Remove-PSNetfilterLab -Lab $script:lab }
+    }
+
+    It 'carries traffic and warns of nothing while no other table exists' {
+        Test-Carries Tcp 8080 | Should -BeTrue
+        $script:beforeWarnings | Should -BeNullOrEmpty
+        @(Test-PortForward web -NetworkNamespace $script:gw -NoConnect | Where-Object Check -eq 'ForeignTableDrop') | Should -BeNullOrEmpty
+    }
+
+    It 'names the hand-written policy-drop chain that now drops the traffic, with the command that lets it through' {
+        Invoke-GatewayTool nft '-f', (Join-Path $script:Golden 'policy-drop.nft')
+        Test-Carries Tcp 8080 | Should -BeFalse -Because 'the kernel drops it in inet filter forward'
+
+        $finding = @(Test-PortForward web -NetworkNamespace $script:gw -NoConnect | Where-Object Check -eq 'ForeignTableDrop')
+        $finding.Count | Should -Be 1
+        $finding[0].Severity | Should -Be 'Error'
+        $finding[0].Table | Should -Be 'inet filter'
+        $finding[0].Chain | Should -Be 'forward'
+        $finding[0].What | Should -BeLike '*chain forward (forward hook, priority 0)*drops new tcp packets to 198.51.100.10 port 8080 by its policy drop*'
+        $finding[0].Fix | Should -BeLike "nft insert rule inet filter forward meta l4proto tcp ct status dnat ct original ip daddr $($script:lab.GatewayExternalAddress) ct original proto-dst 8080 ct reply ip saddr $($script:lab.ServerAddress) accept*"
+        $script:webFix = $finding[0].Fix
+    }
+
+    It 'warns at creation with the same finding' {
+        $null = New-PortForward -Name dns -Protocol Udp -ExternalAddress $script:lab.GatewayExternalAddress -ExternalPort 5353 -InternalAddress $script:lab.ServerAddress -NetworkNamespace $script:gw -WarningVariable w -WarningAction SilentlyContinue
+        @($w).Count | Should -Be 1
+        "$($w[0])" | Should -BeLike 'dns: Table inet filter, chain forward (forward hook, priority 0) of a hand-written nftables ruleset*drops new udp packets to 198.51.100.10 port 5353 by its policy drop*Fix: nft insert rule inet filter forward meta l4proto udp ct status dnat*'
+        Get-PortForward dns -NetworkNamespace $script:gw | Should -Not -BeNullOrEmpty -Because 'a warning, not an error: the forward is made'
+    }
+
+    It 'carries the forward once the proposed rule is in place, and only that forward' {
+        $rule = ($script:webFix -split '  \(')[0] -replace '^nft ', ''
+        Invoke-GatewayTool nft $rule
+        Test-Carries Tcp 8080 | Should -BeTrue
+        @(Test-PortForward web -NetworkNamespace $script:gw -NoConnect | Where-Object Check -eq 'ForeignTableDrop') | Should -BeNullOrEmpty
+        Test-Carries Udp 5353 | Should -BeFalse
+        @(Test-PortForward dns -NetworkNamespace $script:gw -NoConnect | Where-Object Check -eq 'ForeignTableDrop').Count | Should -Be 1
+    }
+
+    It 'says what sits above the FORWARD jump when another program moved in front of it' {
+        Invoke-GatewayTool nft 'delete', 'table', 'inet', 'filter'
+        foreach ($cmd in @(
+                @('-N', 'FOREIGN-USER'), @('-A', 'FOREIGN-USER', '-j', 'RETURN'),
+                @('-N', 'FOREIGN-ISOLATION'), @('-A', 'FOREIGN-ISOLATION', '-o', 'nosuch0', '-j', 'DROP'),
+                @('-I', 'FORWARD', '1', '-j', 'FOREIGN-ISOLATION'), @('-I', 'FORWARD', '1', '-j', 'FOREIGN-USER'))) {
+            Invoke-GatewayTool iptables $cmd
+        }
+        Test-Carries Tcp 8080 | Should -BeTrue -Because 'the drop above the jump does not match this traffic'
+        $finding = @(Test-PortForward web -NetworkNamespace $script:gw -NoConnect | Where-Object Check -eq 'ForwardJumpNotFirst')
+        $finding.Count | Should -Be 1
+        $finding[0].Severity | Should -Be 'Warning'
+        $finding[0].What | Should -BeLike '*rule 3 of filter/FORWARD (IPv4); above it: -j FOREIGN-USER; -j FOREIGN-ISOLATION.'
+        $finding[0].Why | Should -BeLike '*FOREIGN-ISOLATION: -o nosuch0 -j DROP*'
+    }
+}

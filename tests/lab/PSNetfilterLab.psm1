@@ -321,7 +321,7 @@ function Start-PSNetfilterLabServer {
         [ValidateRange(1, 65535)][int[]]$UdpPort = @(),
         [ValidateSet('Client', 'Gateway', 'Server')][string]$In = 'Server',
         [ValidateRange(1, 86400)][int]$LifetimeSeconds = 600,
-        [ValidateRange(1, 120)][int]$StartTimeoutSeconds = 15
+        [ValidateRange(1, 120)][int]$StartTimeoutSeconds = 60
     )
     if (-not $TcpPort -and -not $UdpPort) { throw 'Start-PSNetfilterLabServer: give -TcpPort and/or -UdpPort.' }
     $ns = Get-LabNamespace -Lab $Lab -Role $In

@@ -98,3 +98,59 @@ Describe $Title -Skip:([bool]$SkipReason) {
         $finding[0].Why | Should -BeLike '*FOREIGN-ISOLATION: -o nosuch0 -j DROP*'
     }
 }
+
+Describe "$Title - a flush of the whole ruleset" -Skip:([bool]$SkipReason) {
+    BeforeAll {
+        $modulePath = if ($env:PSNETFILTER_TEST_MODULE) { $env:PSNETFILTER_TEST_MODULE } else { Join-Path $PSScriptRoot '../../out/PSNetfilter' }
+        Import-Module (Join-Path $PSScriptRoot '../lab/PSNetfilterLab.psm1') -Force
+        Import-Module (Join-Path $modulePath 'PSNetfilter.psd1') -Force
+        $script:lab = New-PSNetfilterLab -Prefix 'psnfq'
+        $script:gw = $script:lab.Gateway
+        $null = Start-PSNetfilterLabServer -Lab $script:lab -TcpPort 8080
+        $null = New-PortForward -Name 'wiped' -ExternalAddress $script:lab.GatewayExternalAddress -ExternalPort 8080 -InternalAddress $script:lab.ServerAddress -SourceAddress 203.0.113.0/24 -Description "it's here" -NetworkNamespace $script:gw
+        $null = New-PortForward -Name 'kept' -ExternalPort 9999 -InternalAddress $script:lab.ServerAddress -NetworkNamespace $script:gw
+        Remove-PortForward -Name 'kept' -NetworkNamespace $script:gw
+    }
+
+    AfterAll {
+        if ($script:lab) { Remove-PSNetfilterLab -Lab $script:lab }
+    }
+
+    It 'reports a forward that a flush of the ruleset wiped, with the command that makes it again' {
+        Invoke-PSNetfilterLabProbe -Lab $script:lab -Protocol Tcp -Address $script:lab.GatewayExternalAddress -Port 8080 -TimeoutSeconds 2 | Should -Not -BeNullOrEmpty
+        & ip netns exec $script:gw nft flush ruleset
+        $LASTEXITCODE | Should -Be 0
+        Invoke-PSNetfilterLabProbe -Lab $script:lab -Protocol Tcp -Address $script:lab.GatewayExternalAddress -Port 8080 -TimeoutSeconds 2 | Should -BeNullOrEmpty
+
+        $listed = @(Get-PortForward -NetworkNamespace $script:gw -WarningVariable w -WarningAction SilentlyContinue)
+        $listed | Should -BeNullOrEmpty -Because 'the record never makes a forward appear that the kernel does not have'
+        @($w).Count | Should -Be 1 -Because 'a removed forward is not reported, only the wiped one'
+        "$($w[0])" | Should -BeLike "Forward 'wiped' was created by PSNetfilter*none of its rules are in the kernel*flush*"
+
+        $finding = @(Test-PortForward -NetworkNamespace $script:gw -NoConnect | Where-Object Check -eq 'Missing')
+        $finding.Count | Should -Be 1
+        $finding[0].Forward | Should -Be 'wiped'
+        $finding[0].Severity | Should -Be 'Error'
+        $finding[0].Fix | Should -Be "New-PortForward -Name 'wiped' -Protocol Tcp -ExternalAddress $($script:lab.GatewayExternalAddress) -ExternalPort 8080 -InternalAddress $($script:lab.ServerAddress) -InternalPort 8080 -SnatAddress $($script:lab.GatewayInternalAddress) -SourceAddress 203.0.113.0/24 -Description 'it''s here' -NetworkNamespace '$($script:gw)'"
+        $script:repair = $finding[0].Fix
+    }
+
+    It 'carries traffic again once the proposed command has run, and reports nothing missing' {
+        $null = Invoke-Expression $script:repair
+        Invoke-PSNetfilterLabProbe -Lab $script:lab -Protocol Tcp -Address $script:lab.GatewayExternalAddress -Port 8080 -TimeoutSeconds 2 | Should -Not -BeNullOrEmpty
+        (Get-PortForward wiped -NetworkNamespace $script:gw).Description | Should -Be "it's here"
+        @(Test-PortForward -NetworkNamespace $script:gw -NoConnect | Where-Object Check -eq 'Missing') | Should -BeNullOrEmpty
+    }
+
+    It 'forgets nothing of a namespace that was deleted and made again under the same name' {
+        $record = "/run/psnetfilter/intent/netns-$($script:gw).json"
+        Test-Path $record | Should -BeTrue
+        (Get-Content $record -Raw | ConvertFrom-Json).Forwards.Name | Should -Be @('wiped')
+        # Same name, new namespace: the old record must not say its forward is missing here.
+        & ip netns delete $script:gw
+        & ip netns add $script:gw
+        $null = Get-PortForward -NetworkNamespace $script:gw -WarningVariable w -WarningAction SilentlyContinue
+        $w | Should -BeNullOrEmpty
+        @(Test-PortForward -NetworkNamespace $script:gw -NoConnect) | Should -BeNullOrEmpty
+    }
+}

@@ -232,6 +232,12 @@ public sealed class PortForwardManager
     /// <summary>Set to mark forwards that are in a saved boot set (persistence).</summary>
     public Func<string, bool>? IsPersisted { get; init; }
 
+    /// <summary>Where the record of intent of this namespace is kept.</summary>
+    public string IntentPath => _host.IntentPath;
+
+    /// <summary>The boot sets installed on this machine: Test-PortForward reports their forwards the kernel lacks.</summary>
+    public IReadOnlyList<Persistence.BootSetInfo> PersistedUnits { get; init; } = Array.Empty<Persistence.BootSetInfo>();
+
     public Task<ForwardSnapshot> ReadAsync(CancellationToken ct) => ReadAsync(ct, Families);
 
     /// <summary>
@@ -312,7 +318,21 @@ public sealed class PortForwardManager
             Nftables = nftables,
             RouteDevices = routeDevices,
         }).Select(x => x with { NetworkNamespace = _host.NetworkNamespace }).ToList();
-        return (findings, snapshot.Forwards.Select(f => f.Name).ToHashSet(StringComparer.Ordinal));
+
+        // What the module created or persisted and the kernel no longer has (a flush, a manager's reload).
+        var missing = (await MissingAsync(snapshot.Forwards).ConfigureAwait(false)).Where(f => select(f.Name)).ToList();
+        findings.AddRange(missing.Select(f => Diagnostics.MissingForwardCheck.Recorded(f, _host.IntentPath) with { NetworkNamespace = _host.NetworkNamespace }));
+        var known = snapshot.Forwards.Select(f => f.Name).Concat(missing.Select(f => f.Name)).ToHashSet(StringComparer.Ordinal);
+        foreach (var unit in PersistedUnits.Where(u => u.NetworkNamespace == _host.NetworkNamespace))
+        {
+            foreach (var name in unit.ForwardNames.Where(n => select(n) && !known.Contains(n)))
+            {
+                findings.Add(Diagnostics.MissingForwardCheck.Persisted(name, unit.UnitName, _host.NetworkNamespace));
+                known.Add(name);
+            }
+        }
+
+        return (findings, known);
     }
 
     /// <summary>
@@ -646,6 +666,11 @@ public sealed class PortForwardManager
             }
         }
 
+        if (applied)
+        {
+            await RecordAsync(results).ConfigureAwait(false);
+        }
+
         // Forwarding is checked for every family the batch leaves forwards in, unchanged ones included, so a run
         // stopped before this point is repaired by the next one.
         var families = results.Where(r => r.Kind != ChangeKind.Removed).Select(r => r.Forward.Family).Distinct().ToList();
@@ -658,6 +683,34 @@ public sealed class PortForwardManager
         }
 
         return results;
+    }
+
+    /// <summary>Brings the record of intent up to date after a change that applied something (still under the namespace lock).</summary>
+    private async Task RecordAsync(IReadOnlyList<ChangeResult> results)
+    {
+        try
+        {
+            IntentRecord.Update(_host.IntentPath, await _host.NamespaceIdAsync().ConfigureAwait(false), results);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            _observer.Warning($"The forwards are applied, but the record of what PSNetfilter created ({_host.IntentPath}) could not be written: {ex.Message} Get-PortForward and Test-PortForward cannot report these forwards if someone else deletes them.");
+        }
+    }
+
+    /// <summary>
+    /// Forwards the record of intent holds that the kernel does not (none of their rules are there): wiped by a
+    /// flush, a firewall manager's reload or a hand edit. A forward with only some of its rules left is already
+    /// known from the kernel (incomplete) and is not listed here.
+    /// </summary>
+    public async Task<IReadOnlyList<PortForward>> MissingAsync(IEnumerable<PortForward> live)
+    {
+        var names = live.Select(f => f.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var recorded = IntentRecord.Read(_host.IntentPath, await _host.NamespaceIdAsync().ConfigureAwait(false));
+        return recorded.Where(d => !names.Contains(d.Name))
+            .Select(d => new PortForward(d) { NetworkNamespace = _host.NetworkNamespace, Persisted = IsPersisted?.Invoke(d.Name) ?? false })
+            .OrderBy(f => f.Name, StringComparer.Ordinal)
+            .ToList();
     }
 
     /// <summary>The gateway's network on the interface towards <paramref name="internalAddress"/> (its source address and prefix).</summary>

@@ -446,6 +446,13 @@ public sealed partial class NetfilterHost
         return result.ExitCode == 0 ? result.StandardOutput : null;
     }
 
+    /// <summary>The record of what the module created in this namespace (see <see cref="Apply.IntentRecord"/>).</summary>
+    public string IntentPath => Apply.IntentRecord.PathFor(LockDirectory, NetworkNamespace);
+
+    /// <summary>The namespace's identity, "net:[inode]": differs for a new namespace that reuses a deleted one's name.</summary>
+    public Task<string> NamespaceIdAsync() =>
+        NamespaceThread.RunAsync(NetworkNamespace, () => new FileInfo("/proc/thread-self/ns/net").LinkTarget ?? string.Empty);
+
     /// <summary>
     /// True when the namespace holds an nftables table that is neither one of iptables' own nor the module's: only
     /// then can another table drop a forward's packets. One in-process netlink dump, no nft process; when the

@@ -72,6 +72,13 @@ public sealed class GetPortForwardCommand : PSNetfilterCmdlet
                 WriteObject(f);
             }
 
+            // Never listed as forwards (the kernel does not have them), but never silently forgotten either.
+            foreach (var m in Run(ct => manager.MissingAsync(all)).Where(m => patterns.Count == 0 || patterns.Any(p => p.Pattern.IsMatch(m.Name))))
+            {
+                var finding = PSNetfilter.Core.Diagnostics.MissingForwardCheck.Recorded(m, manager.IntentPath);
+                WriteWarning($"{finding.What} {finding.Why} Fix: {finding.Fix}");
+            }
+
             foreach (var p in patterns.Where(p => !WildcardPattern.ContainsWildcardCharacters(p.Text) && !matchedPatterns.Contains(p.Text)))
             {
                 var where = ns is null ? "on this host" : $"in network namespace '{ns}'";

@@ -65,7 +65,9 @@ public sealed class TestPortForwardCommand : PSNetfilterCmdlet
                 }
 
                 var patterns = names.Select(n => WildcardPattern.Get(n, WildcardOptions.IgnoreCase)).ToList();
-                var manager = CreateManager(ns);
+                var units = PSNetfilter.Core.Persistence.BootSetReader.FindInstalled("/");
+                var persisted = units.Where(u => u.NetworkNamespace == ns).SelectMany(u => u.ForwardNames).ToHashSet(StringComparer.Ordinal);
+                var manager = new PSNetfilter.Core.Apply.PortForwardManager(CreateHost(ns), this) { PersistedUnits = units, IsPersisted = persisted.Contains };
                 var (findings, known) = Run(ct => manager.DiagnoseAsync(n => patterns.Any(p => p.IsMatch(n)), !NoConnect, ct));
                 foreach (var literal in names.Where(n => !WildcardPattern.ContainsWildcardCharacters(n) && !known.Contains(n)))
                 {

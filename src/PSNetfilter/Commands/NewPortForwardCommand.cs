@@ -123,7 +123,7 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
     {
         try
         {
-            var ns = string.IsNullOrEmpty(NetworkNamespace) ? null : NetworkNamespace;
+            var ns = NetworkNamespaceName.Check(NetworkNamespace);
             if (ns is not null && !_queued.ContainsKey(ns))
             {
                 SystemChecks.ValidateNetworkNamespace(ns); // once per namespace and call

@@ -23,11 +23,7 @@ public sealed class BootSet
             throw new NetfilterException("InvalidUnitName", FailureKind.InvalidArgument, $"'{PortForwardDefinition.Printable(unitName)}' is not a valid unit name.", unitName);
         }
 
-        networkNamespace = string.IsNullOrEmpty(networkNamespace) ? null : networkNamespace;
-        if (networkNamespace is not null)
-        {
-            ServiceNames.ValidateNetworkNamespace(networkNamespace);
-        }
+        networkNamespace = NetworkNamespaceName.Check(networkNamespace);
 
         var byName = new SortedDictionary<string, PortForwardDefinition>(StringComparer.Ordinal);
         foreach (var d in forwards)

@@ -2,10 +2,33 @@ using PSNetfilter.Core.Apply;
 
 namespace PSNetfilter.Core.Persistence;
 
+/// <summary>An install whose files are planned and whose unit name was found free of foreign units.</summary>
+public sealed class PreparedInstall
+{
+    internal PreparedInstall(InstallPlan plan) => Plan = plan;
+
+    public InstallPlan Plan { get; }
+}
+
+/// <summary>An uninstall whose files were found, and whose unit is the module's own.</summary>
+public sealed class PreparedUninstall
+{
+    internal PreparedUninstall(ServicePaths paths, IReadOnlyList<PlannedFile> files)
+    {
+        Paths = paths;
+        Files = files;
+    }
+
+    public ServicePaths Paths { get; }
+
+    public IReadOnlyList<PlannedFile> Files { get; }
+}
+
 /// <summary>
-/// Install and uninstall of a persistence unit: plan the files, ask the observer, write them atomically,
-/// then start or stop the unit when systemd runs this machine. Confirmation happens before the first
-/// await, on the caller's thread.
+/// Install and uninstall of a persistence unit: plan the files and check that the unit name is the module's
+/// (Prepare*), then ask the observer, write them atomically, and start or stop the unit when systemd runs this
+/// machine. As with the forward changes, the checks (which may ask systemctl) come first, and confirmation
+/// happens before the first await of the change, on the caller's thread.
 /// </summary>
 public sealed class PortForwardServiceManager
 {
@@ -18,11 +41,26 @@ public sealed class PortForwardServiceManager
         _observer = observer;
     }
 
-    /// <summary>Writes and enables the unit of <paramref name="set"/> under <paramref name="root"/>, and starts it when it can.</summary>
-    /// <returns>Null when the observer declined (WhatIf).</returns>
-    public async Task<PortForwardService?> InstallAsync(BootSet set, string root, bool noStart, CancellationToken ct)
+    /// <summary>
+    /// Plans the files of <paramref name="set"/>'s unit under <paramref name="root"/>, and refuses a unit name
+    /// that another unit already has: a file in a unit directory of the root, or (installing into / while
+    /// systemd runs) a unit the running systemd loaded from a file the module did not write.
+    /// </summary>
+    /// <exception cref="NetfilterException">RootNotFound, ForeignUnitExists, SystemctlFailed.</exception>
+    public async Task<PreparedInstall> PrepareInstallAsync(BootSet set, string root, CancellationToken ct)
     {
         var plan = ServiceInstaller.Plan(set, root);
+        await EnsureNotForeignInSystemdAsync(plan.Paths, uninstall: false, ct).ConfigureAwait(false);
+        return new PreparedInstall(plan);
+    }
+
+    /// <summary>Writes and enables the prepared unit, and starts it when it can.</summary>
+    /// <returns>Null when the observer declined (WhatIf).</returns>
+    public async Task<PortForwardService?> InstallAsync(PreparedInstall prepared, bool noStart, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(prepared);
+        var plan = prepared.Plan;
+        var set = plan.Set;
         var paths = plan.Paths;
         foreach (var other in BootSetReader.FindInstalled(paths.Root).Where(o => o.UnitName != set.UnitName && o.NetworkNamespace == set.NetworkNamespace))
         {
@@ -96,13 +134,18 @@ public sealed class PortForwardServiceManager
     }
 
     /// <summary>
-    /// Stops (keeping the forwards unless <paramref name="removeForwards"/>), disables and removes a unit.
+    /// Finds the files of an installed unit, and refuses a unit the module did not write (in a unit directory
+    /// of the root, or known to the running systemd when the root is /).
     /// </summary>
-    /// <returns>False when the observer declined (WhatIf).</returns>
-    /// <exception cref="NetfilterException">PortForwardServiceNotFound, RootNotWritable, SystemctlFailed, ServiceScriptFailed.</exception>
-    public async Task<bool> UninstallAsync(string unitName, string root, bool removeForwards, CancellationToken ct)
+    /// <exception cref="NetfilterException">ForeignUnitExists, PortForwardServiceNotFound, SystemctlFailed.</exception>
+    public async Task<PreparedUninstall> PrepareUninstallAsync(string unitName, string root, CancellationToken ct)
     {
         var paths = new ServicePaths(root, unitName);
+        if (UnitOwnership.FindForeign(paths, uninstall: true) is { } foreign)
+        {
+            throw UnitOwnership.Foreign(paths, foreign, uninstall: true);
+        }
+
         var files = ServiceInstaller.FindFiles(paths);
         if (files.Count == 0)
         {
@@ -113,6 +156,21 @@ public sealed class PortForwardServiceManager
                 unitName);
         }
 
+        await EnsureNotForeignInSystemdAsync(paths, uninstall: true, ct).ConfigureAwait(false);
+        return new PreparedUninstall(paths, files);
+    }
+
+    /// <summary>
+    /// Stops (keeping the forwards unless <paramref name="removeForwards"/>), disables and removes a prepared unit.
+    /// </summary>
+    /// <returns>False when the observer declined (WhatIf).</returns>
+    /// <exception cref="NetfilterException">RootNotWritable, SystemctlFailed, ServiceScriptFailed.</exception>
+    public async Task<bool> UninstallAsync(PreparedUninstall prepared, bool removeForwards, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(prepared);
+        var paths = prepared.Paths;
+        var files = prepared.Files;
+        var unitName = paths.UnitName;
         var script = paths.OnRoot(paths.ScriptFile);
         BootSetInfo? info = null;
         if (File.Exists(script))
@@ -182,5 +240,20 @@ public sealed class PortForwardServiceManager
         }
 
         return true;
+    }
+
+    /// <summary>Installing into / while systemd runs: a unit it loaded from another file than the module's is refused.</summary>
+    private async Task EnsureNotForeignInSystemdAsync(ServicePaths paths, bool uninstall, CancellationToken ct)
+    {
+        if (!paths.IsHostRoot || !_systemd.IsRunning)
+        {
+            return;
+        }
+
+        var (loadState, fragmentPath) = await _systemd.ShowAsync(paths.UnitName, ct).ConfigureAwait(false);
+        if (UnitOwnership.ForeignInSystemd(paths, loadState, fragmentPath) is { } foreign)
+        {
+            throw UnitOwnership.Foreign(paths, foreign, uninstall, fromSystemd: true);
+        }
     }
 }

@@ -205,16 +205,24 @@ psnf_tool() {
     return 1
 }
 
-# The flock PSNetfilter's cmdlets take on the namespace, so that positions read here stay valid.
+# The flock PSNetfilter's cmdlets take on the namespace, so that positions read here stay valid. The lock file
+# of a namespace that no longer exists may be removed (under its flock) while this waits for it: the flock is
+# then on a file no longer at the path, so it is taken again on the file that is there now.
 psnf_lock() {
     mkdir -p "${PSNF_LOCK%/*}" 2>/dev/null
-    if command -v flock >/dev/null 2>&1 && (: >>"$PSNF_LOCK") 2>/dev/null; then
+    command -v flock >/dev/null 2>&1 || return 0
+    psnf_i=0
+    while [ "$psnf_i" -lt 10 ] && (: >>"$PSNF_LOCK") 2>/dev/null; do
         exec 9>>"$PSNF_LOCK"
         if ! flock -w 60 9; then
             psnf_err "another PSNetfilter process has held $PSNF_LOCK for more than 60 s"
             exit 1
         fi
-    fi
+        if [ ! -e /proc/self/fd/9 ] || [ /proc/self/fd/9 -ef "$PSNF_LOCK" ]; then
+            return 0
+        fi
+        psnf_i=$((psnf_i + 1))
+    done
 }
 
 # psnf_scan TABLE reads `iptables-save -t TABLE` in one pass and sets

@@ -51,7 +51,11 @@ public sealed class InstallPlan
 /// </summary>
 public static class ServiceInstaller
 {
-    /// <exception cref="NetfilterException">RootNotFound.</exception>
+    /// <summary>
+    /// The files of <paramref name="set"/>'s unit under <paramref name="root"/> and what writing them would change.
+    /// A unit of the same name that the module did not write, in any unit directory of the root, is refused.
+    /// </summary>
+    /// <exception cref="NetfilterException">RootNotFound, ForeignUnitExists.</exception>
     public static InstallPlan Plan(BootSet set, string root)
     {
         ArgumentNullException.ThrowIfNull(set);
@@ -63,6 +67,11 @@ public static class ServiceInstaller
                 FailureKind.ObjectNotFound,
                 $"The root directory '{paths.Root}' does not exist. -Root names the top of the file system to install into (an image being built); without it the service goes into /.",
                 paths.Root);
+        }
+
+        if (UnitOwnership.FindForeign(paths, uninstall: false) is { } foreign)
+        {
+            throw UnitOwnership.Foreign(paths, foreign, uninstall: false);
         }
 
         var utf8 = new UTF8Encoding(false);
@@ -143,7 +152,8 @@ public static class ServiceInstaller
 
     /// <summary>
     /// The files of an installed unit under a root: script, unit, and every symlink in a .wants folder
-    /// that points to the unit. Only files that exist are listed.
+    /// that points to the unit in /etc/systemd/system (not one that enables a unit of the same name elsewhere).
+    /// Only files that exist are listed.
     /// </summary>
     public static IReadOnlyList<PlannedFile> FindFiles(ServicePaths paths)
     {
@@ -155,7 +165,7 @@ public static class ServiceInstaller
             {
                 var link = Path.Combine(wants, paths.UnitName);
                 var info = new FileInfo(link);
-                if (info.LinkTarget is { } target && (target == paths.UnitFile || Path.GetFileName(target) == paths.UnitName))
+                if (info.LinkTarget is { } target && (target == paths.UnitFile || target == "../" + paths.UnitName))
                 {
                     var targetPath = ServicePaths.SystemdDirectory + "/" + Path.GetFileName(wants) + "/" + paths.UnitName;
                     result.Add(new PlannedFile(targetPath, link, null, target, 0, FileChange.Removed));
@@ -201,7 +211,8 @@ public static class ServiceInstaller
         return new PlannedFile(target, host, content, null, AtomicFile.Mode0644, change);
     }
 
-    private static bool Exists(string path) => System.IO.File.Exists(path) || Directory.Exists(path) || new FileInfo(path).LinkTarget is not null;
+    /// <summary>A file, a directory or a symlink (dangling ones too) is at the path.</summary>
+    internal static bool Exists(string path) => System.IO.File.Exists(path) || Directory.Exists(path) || new FileInfo(path).LinkTarget is not null;
 
     private static void EnsureDirectory(string dir, string root, List<string> created)
     {

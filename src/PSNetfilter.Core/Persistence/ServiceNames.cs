@@ -67,29 +67,9 @@ public static partial class ServiceNames
     public static string BaseName(string unitName) =>
         unitName.EndsWith(Suffix, StringComparison.Ordinal) ? unitName[..^Suffix.Length] : unitName;
 
-    /// <summary>
-    /// A network namespace name as <c>ip netns</c> accepts it (the same rule the cmdlets apply); it is
-    /// written into ExecStart= and the script, so it is checked here as well.
-    /// </summary>
-    /// <exception cref="NetfilterException">InvalidNetworkNamespace.</exception>
-    public static void ValidateNetworkNamespace(string name)
-    {
-        if (name is "." or ".." || !NetnsRegex().IsMatch(name))
-        {
-            throw new NetfilterException(
-                "InvalidNetworkNamespace",
-                FailureKind.InvalidArgument,
-                $"'{PortForwardDefinition.Printable(name)}' is not a network namespace name.",
-                name);
-        }
-    }
-
     private static NetfilterException Invalid(string name, string message) =>
         new("InvalidUnitName", FailureKind.InvalidArgument, message, name);
 
-    [GeneratedRegex(@"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")]
+    [GeneratedRegex(@"\A[A-Za-z0-9_][A-Za-z0-9_.\-]*\z")]
     private static partial Regex PrefixRegex();
-
-    [GeneratedRegex("^[A-Za-z0-9_][A-Za-z0-9._@+-]{0,254}$")]
-    private static partial Regex NetnsRegex();
 }

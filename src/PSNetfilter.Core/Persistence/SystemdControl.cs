@@ -33,6 +33,18 @@ public sealed class SystemdControl
         return state.Length == 0 ? "unknown" : state;
     }
 
+    /// <summary>What the running systemd knows of a unit: its LoadState and the file it was loaded from.</summary>
+    /// <exception cref="NetfilterException">SystemctlFailed.</exception>
+    public async Task<(string LoadState, string FragmentPath)> ShowAsync(string unit, CancellationToken ct)
+    {
+        var r = await SystemctlAsync(ct, check: true, "show", unit, "-p", "FragmentPath,LoadState").ConfigureAwait(false);
+        var values = r.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l.Split('=', 2))
+            .Where(kv => kv.Length == 2)
+            .ToDictionary(kv => kv[0], kv => kv[1].Trim(), StringComparer.Ordinal);
+        return (values.GetValueOrDefault("LoadState", string.Empty), values.GetValueOrDefault("FragmentPath", string.Empty));
+    }
+
     public Task DaemonReloadAsync(CancellationToken ct) => SystemctlAsync(ct, check: true, "daemon-reload");
 
     public Task RestartAsync(string unit, CancellationToken ct) => SystemctlAsync(ct, check: true, "restart", unit);

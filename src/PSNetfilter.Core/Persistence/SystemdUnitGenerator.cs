@@ -16,6 +16,12 @@ public static class SystemdUnitGenerator
     public const string Shell = "/bin/sh";
 
     /// <summary>
+    /// The first line of every unit the module writes: only a unit file that begins with it is overwritten or
+    /// removed (<see cref="UnitOwnership"/>).
+    /// </summary>
+    public const string Marker = "# Written by PSNetfilter Install-PortForwardService";
+
+    /// <summary>
     /// Units that load or flush whole tables at boot (Debian's netfilter-persistent and nftables, firewalld, the
     /// iptables-services of Fedora/RHEL). The unit is ordered after them (After= only: no dependency and never
     /// Conflicts=), so their restore cannot replace the forwards; all of them run before network-pre.target as
@@ -38,7 +44,7 @@ public static class SystemdUnitGenerator
         var sb = new StringBuilder();
         void Line(string s) => sb.Append(s).Append('\n');
 
-        Line("# Written by PSNetfilter Install-PortForwardService: do not edit, install again to change it.");
+        Line(Marker + ": do not edit, install again to change it.");
         Line($"# At boot it restores the {count} saved port forward{(count == 1 ? string.Empty : "s")} listed in {paths.ScriptFile}{where},");
         Line("# and only them: other forwards and every foreign rule (Docker, libvirt, kube-proxy...) are left alone.");
         Line("[Unit]");

@@ -19,9 +19,11 @@ public sealed partial class NetfilterHost
     private readonly IProcessRunner _runner;
     private readonly Action<string> _log;
 
+    /// <param name="networkNamespace">A named namespace, or null for the host's own.</param>
+    /// <exception cref="NetfilterException">InvalidNetworkNamespace (an empty or blank name is never the host).</exception>
     public NetfilterHost(string? networkNamespace, IProcessRunner? runner = null, Action<string>? log = null)
     {
-        NetworkNamespace = string.IsNullOrEmpty(networkNamespace) ? null : networkNamespace;
+        NetworkNamespace = NetworkNamespaceName.Check(networkNamespace);
         _runner = runner ?? CliWrapProcessRunner.Instance;
         _log = log ?? (_ => { });
     }

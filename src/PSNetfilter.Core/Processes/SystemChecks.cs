@@ -1,10 +1,9 @@
 using System.Runtime.InteropServices;
-using System.Text.RegularExpressions;
 
 namespace PSNetfilter.Core.Processes;
 
 /// <summary>Checks made before any process runs: privileges and the network namespace name.</summary>
-public static partial class SystemChecks
+public static class SystemChecks
 {
     public const string NetnsDirectory = "/run/netns";
 
@@ -30,20 +29,11 @@ public static partial class SystemChecks
         }
     }
 
-    /// <summary>Checks that <paramref name="name"/> is a namespace name (not a path) and that it exists.</summary>
+    /// <summary>Checks that <paramref name="name"/> is a namespace name (<see cref="NetworkNamespaceName"/>) and that it exists.</summary>
     /// <exception cref="NetfilterException">InvalidNetworkNamespace or NetworkNamespaceNotFound.</exception>
     public static void ValidateNetworkNamespace(string name, string netnsDirectory = NetnsDirectory)
     {
-        if (string.IsNullOrEmpty(name) || name.Contains('/') || name is "." or ".." || !NetnsName().IsMatch(name))
-        {
-            var hint = name?.Contains('/') == true ? " It looks like a path: give the name as 'ip netns list' shows it." : string.Empty;
-            throw new NetfilterException(
-                "InvalidNetworkNamespace",
-                FailureKind.InvalidArgument,
-                $"'{PortForwardDefinition.Printable(name ?? string.Empty)}' is not a network namespace name.{hint}",
-                name);
-        }
-
+        name = NetworkNamespaceName.Check(name ?? string.Empty)!;
         if (!File.Exists(Path.Combine(netnsDirectory, name)))
         {
             throw new NetfilterException(
@@ -56,7 +46,4 @@ public static partial class SystemChecks
 
     [DllImport("libc", SetLastError = false)]
     private static extern uint geteuid();
-
-    [GeneratedRegex(@"^[A-Za-z0-9_][A-Za-z0-9._@+-]{0,254}\z")]
-    private static partial Regex NetnsName();
 }

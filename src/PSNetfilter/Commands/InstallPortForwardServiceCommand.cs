@@ -99,7 +99,8 @@ public sealed class InstallPortForwardServiceCommand : PSNetfilterCmdlet
             }
 
             var manager = CreateServiceManager();
-            var service = Run(ct => manager.InstallAsync(set, root, NoStart, ct));
+            var prepared = Run(ct => manager.PrepareInstallAsync(set, root, ct));
+            var service = Run(ct => manager.InstallAsync(prepared, NoStart, ct));
             if (service is not null)
             {
                 WriteObject(service);

@@ -123,7 +123,13 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
     {
         try
         {
-            var ns = string.IsNullOrEmpty(NetworkNamespace) ? null : NetworkNamespace;
+            // A blank cell after a row with a namespace may reach the parameter as null: check the piped value too.
+            if (!_commandLine.Contains(nameof(NetworkNamespace)) && InputObject?.Properties[nameof(NetworkNamespace)]?.Value is string piped)
+            {
+                NetworkNamespaceName.Check(piped);
+            }
+
+            var ns = NetworkNamespaceName.Check(NetworkNamespace);
             if (ns is not null && !_queued.ContainsKey(ns))
             {
                 SystemChecks.ValidateNetworkNamespace(ns); // once per namespace and call

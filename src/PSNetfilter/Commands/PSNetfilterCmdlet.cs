@@ -34,11 +34,7 @@ public abstract class PSNetfilterCmdlet : PSCmdlet, IChangeObserver
     /// </summary>
     protected (string? Namespace, string Unit, string Root) ResolveServiceTarget(string? name, string? networkNamespace, string? root)
     {
-        var ns = string.IsNullOrEmpty(networkNamespace) ? null : networkNamespace;
-        if (ns is not null)
-        {
-            ServiceNames.ValidateNetworkNamespace(ns);
-        }
+        var ns = NetworkNamespaceName.Check(networkNamespace);
 
         var unit = ServiceNames.Resolve(name, ns);
         return (ns, unit, ServicePaths.NormalizeRoot(string.IsNullOrEmpty(root) ? "/" : SessionState.Path.GetUnresolvedProviderPathFromPSPath(root)));

@@ -99,7 +99,7 @@ public sealed class RemovePortForwardCommand : PSNetfilterCmdlet
 
     private void Queue(string? networkNamespace, RemoveSelector selector)
     {
-        var ns = string.IsNullOrEmpty(networkNamespace) ? null : networkNamespace;
+        var ns = NetworkNamespaceName.Check(networkNamespace);
         if (ns is not null)
         {
             SystemChecks.ValidateNetworkNamespace(ns);

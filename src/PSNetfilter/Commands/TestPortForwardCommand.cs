@@ -36,19 +36,26 @@ public sealed class TestPortForwardCommand : PSNetfilterCmdlet
 
     protected override void ProcessRecord()
     {
-        if (ParameterSetName == ObjectSet)
+        try
         {
-            foreach (var f in InputObject)
+            if (ParameterSetName == ObjectSet)
             {
-                Add(MyInvocation.BoundParameters.ContainsKey(nameof(NetworkNamespace)) ? NetworkNamespace : f.NetworkNamespace, f.Name);
+                foreach (var f in InputObject)
+                {
+                    Add(MyInvocation.BoundParameters.ContainsKey(nameof(NetworkNamespace)) ? NetworkNamespace : f.NetworkNamespace, f.Name);
+                }
+            }
+            else
+            {
+                foreach (var n in Name ?? new[] { "*" })
+                {
+                    Add(NetworkNamespace, n);
+                }
             }
         }
-        else
+        catch (NetfilterException ex)
         {
-            foreach (var n in Name ?? new[] { "*" })
-            {
-                Add(NetworkNamespace, n);
-            }
+            WriteFailure(ex); // this item only (a blank -NetworkNamespace, say): the others are still tested
         }
     }
 
@@ -93,7 +100,7 @@ public sealed class TestPortForwardCommand : PSNetfilterCmdlet
 
     private void Add(string? networkNamespace, string name)
     {
-        var key = string.IsNullOrEmpty(networkNamespace) ? string.Empty : networkNamespace;
+        var key = NetworkNamespaceName.Check(networkNamespace) ?? string.Empty;
         if (!_names.TryGetValue(key, out var list))
         {
             _names[key] = list = new List<string>();

@@ -36,7 +36,8 @@ public sealed class UninstallPortForwardServiceCommand : PSNetfilterCmdlet
         {
             var (_, unit, root) = ResolveServiceTarget(Name, NetworkNamespace, Root);
             var manager = CreateServiceManager();
-            Run(ct => manager.UninstallAsync(unit, root, RemoveForwards, ct));
+            var prepared = Run(ct => manager.PrepareUninstallAsync(unit, root, ct));
+            Run(ct => manager.UninstallAsync(prepared, RemoveForwards, ct));
         }
         catch (NetfilterException ex)
         {

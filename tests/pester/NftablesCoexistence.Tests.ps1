@@ -154,3 +154,51 @@ Describe "$Title - a flush of the whole ruleset" -Skip:([bool]$SkipReason) {
         @(Test-PortForward -NetworkNamespace $script:gw -NoConnect) | Should -BeNullOrEmpty
     }
 }
+
+Describe "$Title - -AcceptInOtherTables" -Skip:([bool]$SkipReason) {
+    BeforeAll {
+        $modulePath = if ($env:PSNETFILTER_TEST_MODULE) { $env:PSNETFILTER_TEST_MODULE } else { Join-Path $PSScriptRoot '../../out/PSNetfilter' }
+        Import-Module (Join-Path $PSScriptRoot '../lab/PSNetfilterLab.psm1') -Force
+        Import-Module (Join-Path $modulePath 'PSNetfilter.psd1') -Force
+        $script:lab = New-PSNetfilterLab -Prefix 'psnfo'
+        $script:gw = $script:lab.Gateway
+        $null = Start-PSNetfilterLabServer -Lab $script:lab -TcpPort 8080, 8081
+        & ip netns exec $script:gw nft -f (Join-Path $PSScriptRoot '../PSNetfilter.Tests/Golden/nftjson/policy-drop.nft')
+        $script:foreignBefore = (& ip netns exec $script:gw nft list table inet filter) -join "`n"
+        function script:Test-Carries([int]$Port) {
+            $null -ne (Invoke-PSNetfilterLabProbe -Lab $script:lab -Protocol Tcp -Address $script:lab.GatewayExternalAddress -Port $Port -TimeoutSeconds 2)
+        }
+    }
+
+    AfterAll {
+        if ($script:lab) { Remove-PSNetfilterLab -Lab $script:lab }
+    }
+
+    It 'is off by default: the forward is made, the hand-written table untouched, and a warning says why nothing gets through' {
+        $null = New-PortForward -Name plain -ExternalAddress $script:lab.GatewayExternalAddress -ExternalPort 8081 -InternalAddress $script:lab.ServerAddress -NetworkNamespace $script:gw -WarningVariable w -WarningAction SilentlyContinue
+        @($w).Count | Should -Be 1
+        ((& ip netns exec $script:gw nft list table inet filter) -join "`n") | Should -BeExactly $script:foreignBefore
+        Test-Carries 8081 | Should -BeFalse
+    }
+
+    It 'inserts one tagged accept rule for exactly that forward, which then carries traffic, and warns of nothing' {
+        $null = New-PortForward -Name opened -ExternalAddress $script:lab.GatewayExternalAddress -ExternalPort 8080 -InternalAddress $script:lab.ServerAddress -NetworkNamespace $script:gw -AcceptInOtherTables -WarningVariable w -WarningAction SilentlyContinue
+        $w | Should -BeNullOrEmpty
+        $rules = @(& ip netns exec $script:gw nft list chain inet filter forward | Where-Object { $_ -match 'psnf:v1:' })
+        $rules.Count | Should -Be 1
+        $rules[0].Trim() | Should -BeLike "meta l4proto tcp ct status dnat ct original ip daddr $($script:lab.GatewayExternalAddress) ct original proto-dst 8080 ct reply ip saddr $($script:lab.ServerAddress) accept comment ""psnf:v1:opened:accept"""
+        Test-Carries 8080 | Should -BeTrue
+        Test-Carries 8081 | Should -BeFalse -Because 'the rule accepts only its own forward'
+        @(Test-PortForward opened -NetworkNamespace $script:gw -NoConnect | Where-Object Check -eq 'ForeignTableDrop') | Should -BeNullOrEmpty
+    }
+
+    It 'does not add a second rule when run again' {
+        $null = New-PortForward -Name opened -ExternalAddress $script:lab.GatewayExternalAddress -ExternalPort 8080 -InternalAddress $script:lab.ServerAddress -NetworkNamespace $script:gw -AcceptInOtherTables
+        @(& ip netns exec $script:gw nft list chain inet filter forward | Where-Object { $_ -match 'psnf:v1:opened:accept' }).Count | Should -Be 1
+    }
+
+    It 'removes the rule with the forward, leaving the hand-written table as it was' {
+        Remove-PortForward -Name opened, plain -NetworkNamespace $script:gw
+        ((& ip netns exec $script:gw nft list table inet filter) -join "`n") | Should -BeExactly $script:foreignBefore
+    }
+}

@@ -353,6 +353,69 @@ public sealed class PortForwardManager
             .ToList();
     }
 
+    /// <summary>
+    /// -AcceptInOtherTables: for every ForeignTableDrop finding in a hand-written table, inserts PSNetfilter's
+    /// accept rule for exactly that forward at the top of the dropping chain, tagged <c>psnf:v1:NAME:accept</c>
+    /// (an earlier one of the same name is replaced), in one nft transaction. Managers that rebuild their tables
+    /// (firewalld, libvirt) are left alone: a rule put there would be lost at their next reload. Returns the
+    /// findings still open afterwards.
+    /// </summary>
+    public async Task<IReadOnlyList<Diagnostics.PortForwardFinding>> AcceptInOtherTablesAsync(IReadOnlyList<PortForward> forwards, IReadOnlyList<Diagnostics.PortForwardFinding> findings, CancellationToken ct)
+    {
+        var byName = forwards.ToDictionary(f => f.Name, StringComparer.OrdinalIgnoreCase);
+        var open = findings.Where(x => Diagnostics.ForeignTableCheck.CanOpen(x) && x.Forward is not null && byName.ContainsKey(x.Forward)).ToList();
+        if (open.Count == 0)
+        {
+            return findings;
+        }
+
+        var script = new System.Text.StringBuilder(await AcceptRuleDeletionsAsync(open.Select(x => x.Forward!).ToHashSet(StringComparer.OrdinalIgnoreCase), ct).ConfigureAwait(false));
+        foreach (var x in open)
+        {
+            script.Append("insert rule ").Append(x.Table).Append(' ').Append(x.Chain).Append(' ').Append(Diagnostics.ForeignTableCheck.AcceptRule(byName[x.Forward!])).Append('\n');
+        }
+
+        await _host.ApplyNftScriptAsync(script.ToString(), ct).ConfigureAwait(false);
+        foreach (var x in open)
+        {
+            _observer.Verbose($"Accepted '{x.Forward}' in table {x.Table}, chain {x.Chain} (rule tagged {Diagnostics.ForeignTableCheck.AcceptTag(x.Forward!)}).");
+        }
+
+        return await CheckForeignTablesAsync(forwards, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Deletes the tagged accept rules -AcceptInOtherTables put into other tables for <paramref name="names"/> (a removed forward takes them along).</summary>
+    public async Task RemoveAcceptRulesAsync(IReadOnlyCollection<string> names, CancellationToken ct)
+    {
+        if (names.Count == 0 || !await _host.HasForeignNftTablesAsync(ct).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        var script = await AcceptRuleDeletionsAsync(names.ToHashSet(StringComparer.OrdinalIgnoreCase), ct).ConfigureAwait(false);
+        if (script.Length > 0)
+        {
+            await _host.ApplyNftScriptAsync(script, ct).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<string> AcceptRuleDeletionsAsync(HashSet<string> names, CancellationToken ct)
+    {
+        var tags = names.Select(Diagnostics.ForeignTableCheck.AcceptTag).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        if (await _host.ListNftRulesetAsync(ct).ConfigureAwait(false) is not { } nft)
+        {
+            return string.Empty;
+        }
+
+        var sb = new System.Text.StringBuilder();
+        foreach (var r in nft.Rules.Where(r => r.Comment is { } c && tags.Contains(c)))
+        {
+            sb.Append("delete rule ").Append(r.Family).Append(' ').Append(r.Table).Append(' ').Append(r.Chain).Append(" handle ").Append(r.Handle.ToString(System.Globalization.CultureInfo.InvariantCulture)).Append('\n');
+        }
+
+        return sb.ToString();
+    }
+
     private async Task<Dictionary<IPAddress, string>> RouteDevicesAsync(IEnumerable<PortForward> forwards, CancellationToken ct)
     {
         var devices = new Dictionary<IPAddress, string>();

@@ -151,8 +151,15 @@ public static class ForeignTableCheck
     {
         var ip = f.Family == IpFamily.IPv4 ? "ip" : "ip6";
         var original = f.ExternalAddress is { } ext ? $" ct original {ip} daddr {ext}" : string.Empty;
-        return $"meta l4proto {Proto(f)} ct status dnat{original} ct original proto-dst {Ports(f.ExternalPort, f.ExternalPortEnd, '-')} ct reply {ip} saddr {f.InternalAddress} accept comment \"psnf:{f.Name}\"";
+        return $"meta l4proto {Proto(f)} ct status dnat{original} ct original proto-dst {Ports(f.ExternalPort, f.ExternalPortEnd, '-')} ct reply {ip} saddr {f.InternalAddress} accept comment \"{AcceptTag(f.Name)}\"";
     }
+
+    /// <summary>The comment that marks an accept rule PSNetfilter put into another table for forward <paramref name="name"/>.</summary>
+    public static string AcceptTag(string name) => $"psnf:v1:{name}:accept";
+
+    /// <summary>True when the finding's table is one PSNetfilter may add its tagged accept rule to (-AcceptInOtherTables).</summary>
+    public static bool CanOpen(PortForwardFinding finding) =>
+        finding.Check == CheckName && finding.Owner is { } o && o.StartsWith("a hand-written", StringComparison.Ordinal);
 
     private static string Proto(PortForward f) => f.Protocol == Protocol.Tcp ? "tcp" : "udp";
 

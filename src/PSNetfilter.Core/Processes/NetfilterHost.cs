@@ -455,6 +455,14 @@ public sealed partial class NetfilterHost
     public Task<string> NamespaceIdAsync() =>
         NamespaceThread.RunAsync(NetworkNamespace, () => new FileInfo("/proc/thread-self/ns/net").LinkTarget ?? string.Empty);
 
+    /// <summary>Runs one nft script (<c>nft -f -</c>) in the namespace: one transaction, applied whole or not at all.</summary>
+    public async Task ApplyNftScriptAsync(string script, CancellationToken ct)
+    {
+        var nft = ExecutableLocator.Require("nft", "nftables");
+        _log("nft input:\n" + script.TrimEnd('\n'));
+        await RunCheckedAsync(new ProcessRequest(nft, new[] { "-f", "-" }, script), ct).ConfigureAwait(false);
+    }
+
     /// <summary>
     /// True when the namespace holds an nftables table that is neither one of iptables' own nor the module's: only
     /// then can another table drop a forward's packets. One in-process netlink dump, no nft process; when the

@@ -104,6 +104,13 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
     public SwitchParameter Force { get; set; }
 
     /// <summary>
+    /// Where a hand-written nftables table (nftables.service) would drop the forward's traffic, insert an accept
+    /// rule for exactly this forward at the top of that chain, tagged psnf:v1:NAME:accept and removed with the forward.
+    /// </summary>
+    [Parameter]
+    public SwitchParameter AcceptInOtherTables { get; set; }
+
+    /// <summary>
     /// The piped object itself, so that a property whose value PowerShell could not convert (and therefore
     /// silently left unbound, e.g. Protocol 'sctp') is reported instead of falling back to a default.
     /// </summary>
@@ -203,7 +210,14 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
                 }
 
                 // The same ForeignTableDrop check as Test-PortForward: never silent when another table drops the traffic.
-                foreach (var finding in Run(ct => manager.CheckForeignTablesAsync(results.Select(r => r.Forward).ToList(), ct)))
+                var forwards = results.Select(r => r.Forward).ToList();
+                var findings = Run(ct => manager.CheckForeignTablesAsync(forwards, ct));
+                if (AcceptInOtherTables && findings.Count > 0)
+                {
+                    findings = Run(ct => manager.AcceptInOtherTablesAsync(forwards, findings, ct));
+                }
+
+                foreach (var finding in findings)
                 {
                     WriteWarning($"{finding.Forward}: {finding.What} {finding.Why} Fix: {finding.Fix}");
                 }

@@ -82,6 +82,14 @@ public sealed class RemovePortForwardCommand : PSNetfilterCmdlet
                 manager.PlanRemoves(session, _queued[key]);
                 Flush();
                 var results = Run(ct => manager.CommitAsync(session, ct));
+
+                // Accept rules -AcceptInOtherTables put into other tables go with their forward.
+                var removed = results.Where(r => r.Kind == ChangeKind.Removed).Select(r => r.Forward.Name).ToList();
+                Run(async ct =>
+                {
+                    await manager.RemoveAcceptRulesAsync(removed, ct).ConfigureAwait(false);
+                    return removed.Count;
+                });
                 if (PassThru)
                 {
                     foreach (var r in results)

@@ -91,7 +91,7 @@ public class NftablesDiagnosticsTests
     public void The_proposed_accept_rule_in_place_lets_exactly_that_forward_through()
     {
         // policy-drop-dnat-accept holds ForeignTableCheck.AcceptRule(Web) as nft printed it back.
-        Assert.Contains(ForeignTableCheck.AcceptRule(Web), File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Golden", "nftjson", "policy-drop-dnat-accept.nft")), StringComparison.Ordinal);
+        Assert.Contains(ForeignTableCheck.AcceptRule(Web), File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Golden", "nftjson", "policy-drop-dnat-accept.ruleset")), StringComparison.Ordinal);
         Assert.Empty(Check("policy-drop-dnat-accept", Web));
 
         var other = Forward("dns", Protocol.Udp, "198.51.100.1", 53, "192.0.2.10", 53);

@@ -53,7 +53,7 @@ Describe $Title -Skip:([bool]$SkipReason) {
     }
 
     It 'names the hand-written policy-drop chain that now drops the traffic, with the command that lets it through' {
-        Invoke-GatewayTool nft '-f', (Join-Path $script:Golden 'policy-drop.nft')
+        Invoke-GatewayTool nft '-f', (Join-Path $script:Golden 'policy-drop.ruleset')
         Test-Carries Tcp 8080 | Should -BeFalse -Because 'the kernel drops it in inet filter forward'
 
         $finding = @(Test-PortForward web -NetworkNamespace $script:gw -NoConnect | Where-Object Check -eq 'ForeignTableDrop')
@@ -163,7 +163,7 @@ Describe "$Title - -AcceptInOtherTables" -Skip:([bool]$SkipReason) {
         $script:lab = New-PSNetfilterLab -Prefix 'psnfo'
         $script:gw = $script:lab.Gateway
         $null = Start-PSNetfilterLabServer -Lab $script:lab -TcpPort 8080, 8081
-        & ip netns exec $script:gw nft -f (Join-Path $PSScriptRoot '../PSNetfilter.Tests/Golden/nftjson/policy-drop.nft')
+        & ip netns exec $script:gw nft -f (Join-Path $PSScriptRoot '../PSNetfilter.Tests/Golden/nftjson/policy-drop.ruleset')
         $script:foreignBefore = (& ip netns exec $script:gw nft list table inet filter) -join "`n"
         function script:Test-Carries([int]$Port) {
             $null -ne (Invoke-PSNetfilterLabProbe -Lab $script:lab -Protocol Tcp -Address $script:lab.GatewayExternalAddress -Port $Port -TimeoutSeconds 2)

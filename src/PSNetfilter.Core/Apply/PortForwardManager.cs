@@ -348,7 +348,7 @@ public sealed class PortForwardManager
         }
 
         var devices = await RouteDevicesAsync(forwards, ct).ConfigureAwait(false);
-        return forwards.SelectMany(f => Diagnostics.ForeignTableCheck.Evaluate(f, nftables, devices.GetValueOrDefault(f.InternalAddress)))
+        return forwards.SelectMany(f => Diagnostics.ForeignTableCheck.Evaluate(f, nftables, devices.GetValueOrDefault(f.InternalAddress), f.ExternalAddress is { } e ? devices.GetValueOrDefault(e) : null))
             .Select(x => x with { NetworkNamespace = _host.NetworkNamespace })
             .ToList();
     }
@@ -418,12 +418,21 @@ public sealed class PortForwardManager
 
     private async Task<Dictionary<IPAddress, string>> RouteDevicesAsync(IEnumerable<PortForward> forwards, CancellationToken ct)
     {
+        // Internal addresses: the interface of the route towards them. External addresses: the interface that holds them.
         var devices = new Dictionary<IPAddress, string>();
         foreach (var (address, route) in await _host.GetRoutesAsync(forwards.Select(f => f.InternalAddress).Distinct(), ct).ConfigureAwait(false))
         {
             if (route.Device is { } dev)
             {
                 devices[address] = dev;
+            }
+        }
+
+        if (forwards.Any(f => f.ExternalAddress is not null))
+        {
+            foreach (var (device, address, _) in await _host.GetInterfaceAddressesAsync(ct).ConfigureAwait(false))
+            {
+                devices.TryAdd(address, device);
             }
         }
 

@@ -17,13 +17,17 @@ public static class ForeignTableCheck
     public const string CheckName = "ForeignTableDrop";
 
     /// <param name="routeDevice">The interface the gateway routes towards the forward's internal address, when known.</param>
-    public static IEnumerable<PortForwardFinding> Evaluate(PortForward f, NftRuleset ruleset, string? routeDevice)
+    /// <param name="externalDevice">
+    /// The interface that holds the forward's external address, when known: clients' packets are taken to arrive
+    /// there unless -InInterface says otherwise.
+    /// </param>
+    public static IEnumerable<PortForwardFinding> Evaluate(PortForward f, NftRuleset ruleset, string? routeDevice, string? externalDevice = null)
     {
         var evaluator = new NftEvaluator(ruleset);
         var reported = new HashSet<NftChain>();
         foreach (var (hook, direction) in Probes(f))
         {
-            var template = Packet(f, hook, direction, routeDevice, afterDnat: false);
+            var template = Packet(f, hook, direction, routeDevice, externalDevice, afterDnat: false);
             foreach (var chain in evaluator.BaseChains(template, t => !ruleset.IsForeign(t)))
             {
                 if (reported.Contains(chain))
@@ -32,7 +36,7 @@ public static class ForeignTableCheck
                 }
 
                 var packet = direction == NftDirection.Original && (chain.Priority ?? 0) > DnatPriority
-                    ? Packet(f, hook, direction, routeDevice, afterDnat: true)
+                    ? Packet(f, hook, direction, routeDevice, externalDevice, afterDnat: true)
                     : template;
                 var verdict = evaluator.Evaluate(chain, packet);
                 if (verdict.Outcome != NftOutcome.Drop)
@@ -68,7 +72,7 @@ public static class ForeignTableCheck
         }
     }
 
-    private static NftPacket Packet(PortForward f, string hook, NftDirection direction, string? routeDevice, bool afterDnat)
+    private static NftPacket Packet(PortForward f, string hook, NftDirection direction, string? routeDevice, string? externalDevice, bool afterDnat)
     {
         if (direction == NftDirection.Reply)
         {
@@ -80,6 +84,7 @@ public static class ForeignTableCheck
                 Source = f.InternalAddress,
                 SourcePort = f.InternalPort,
                 InInterface = routeDevice,
+                OutInterface = hook is "forward" or "postrouting" ? f.InInterface ?? externalDevice : null,
                 CtState = "established",
                 CtStatus = new HashSet<string> { "dnat", "confirmed", "seen-reply" },
                 Direction = NftDirection.Reply,
@@ -98,7 +103,7 @@ public static class ForeignTableCheck
             Protocol = f.Protocol,
             Destination = afterDnat ? f.InternalAddress : f.ExternalAddress,
             DestinationPort = afterDnat ? f.InternalPort : f.ExternalPort,
-            InInterface = local ? null : f.InInterface,
+            InInterface = local ? null : f.InInterface ?? externalDevice,
             OutInterface = hook is "forward" or "postrouting" ? routeDevice : null,
             CtState = "new",
             CtStatus = afterDnat ? new HashSet<string> { "dnat" } : new HashSet<string>(),

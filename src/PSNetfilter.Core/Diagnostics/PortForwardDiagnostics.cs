@@ -50,7 +50,7 @@ public sealed class DiagnosticsInput
     /// <summary>The whole nftables ruleset of the namespace (<c>nft -j list ruleset</c>); null when nft is not installed.</summary>
     public Nftables.NftRuleset? Nftables { get; init; }
 
-    /// <summary>Per internal address: the interface the gateway routes it through, when known.</summary>
+    /// <summary>Per internal address: the interface the gateway routes it through; per external address: the interface that holds it.</summary>
     public IReadOnlyDictionary<IPAddress, string> RouteDevices { get; init; } = new Dictionary<IPAddress, string>();
 }
 
@@ -113,7 +113,7 @@ public static class PortForwardDiagnostics
             ForeignDnat(f, ruleset, findings);
             if (input.Nftables is { } nft)
             {
-                findings.AddRange(ForeignTableCheck.Evaluate(f, nft, input.RouteDevices.GetValueOrDefault(f.InternalAddress)));
+                findings.AddRange(ForeignTableCheck.Evaluate(f, nft, input.RouteDevices.GetValueOrDefault(f.InternalAddress), f.ExternalAddress is { } e ? input.RouteDevices.GetValueOrDefault(e) : null));
             }
 
             if (input.Reachable.TryGetValue(f.Name, out var reachable) && !reachable)

@@ -39,7 +39,8 @@ Import-Module (Join-Path $PSScriptRoot '../../pester/gateways/GatewayLab.psm1') 
 
 $outDir = Join-Path $PSScriptRoot 'nftjson'
 $null = New-Item -ItemType Directory -Force -Path $outDir
-$names = if ($Scenario) { $Scenario } else { Get-H5lScenario }
+# -File passes "a,b" as one string.
+$names = if ($Scenario) { @($Scenario -split "," | ForEach-Object { $_.Trim() } | Where-Object { $_ }) } else { Get-H5lScenario }
 
 function Save-Ruleset($lab, [string]$baseName) {
     [IO.File]::WriteAllText((Join-Path $outDir "$baseName.json"), (Get-H5lNftRuleset -Lab $lab -Json))

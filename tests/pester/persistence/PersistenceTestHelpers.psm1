@@ -1,7 +1,9 @@
 <#
     Helpers for tests/pester/Persistence.Tests.ps1: processes with exact argument lists, throw-away
     network namespaces (psnfp-<random>), iptables dumps for comparison, and a real boot of a minimal
-    Debian image with systemd-nspawn (rootfs cached outside the repository, an overlay per boot).
+    Debian image with systemd-nspawn (rootfs cached outside the repository, an overlay per boot). The image,
+    overlay and container work is tests/support/BootedImage.psm1, shared with the Ansible and gateway suites;
+    the psnfp names below are that module's functions with this suite's image and prefix.
 
     Everything these helpers create is named psnfp-* and is removed by the matching Remove-* helper,
     which is safe to call more than once and with $null.
@@ -10,8 +12,7 @@
 Set-StrictMode -Version 3.0
 
 Import-Module (Join-Path $PSScriptRoot '../../support/TestProcess.psm1')
-
-$script:CacheRoot = '/var/cache/psnetfilter-test'
+Import-Module (Join-Path $PSScriptRoot '../../support/BootedImage.psm1')
 
 #region processes
 
@@ -23,7 +24,7 @@ function Resolve-PsnfpTool {
 function Invoke-PsnfpProcess {
     <#
     .SYNOPSIS
-        Runs one process with an exact argument list; returns ExitCode, StdOut, StdErr, Output (both), TimedOut.
+        Runs one process with an exact argument list (LC_ALL=C); returns ExitCode, StdOut, StdErr, Output (both), TimedOut.
     #>
     param(
         [Parameter(Mandatory)][string]$FilePath,
@@ -33,10 +34,7 @@ function Invoke-PsnfpProcess {
         [double]$TimeoutSeconds = 60,
         [switch]$Check
     )
-    $merged = @{ LC_ALL = 'C' }
-    foreach ($k in $Environment.Keys) { $merged[$k] = $Environment[$k] }
-    $PSBoundParameters['Environment'] = $merged
-    Invoke-TestProcess @PSBoundParameters
+    Invoke-BootedImageProcess @PSBoundParameters
 }
 
 #endregion
@@ -162,127 +160,34 @@ function Install-PsnfpPackage {
 
 #endregion
 
-#region the image
+#region the image and the container (tests/support/BootedImage.psm1)
 
-function Get-PsnfpAptSource {
-    <#
-    .SYNOPSIS The Debian mirror and suite apt uses here (deb822 .sources or one-line .list files).
-    #>
-    $release = @{}
-    foreach ($line in Get-Content -LiteralPath /etc/os-release) {
-        if ($line -match '^([A-Z_]+)=(.*)$') { $release[$Matches[1]] = $Matches[2].Trim('"') }
-    }
-    $suite = $release['VERSION_CODENAME']
-    if (-not $suite) { throw 'Cannot tell the Debian suite from /etc/os-release (VERSION_CODENAME).' }
-    $files = @(Get-Item -Path /etc/apt/sources.list, /etc/apt/sources.list.d/*.sources, /etc/apt/sources.list.d/*.list -ErrorAction SilentlyContinue)
-    foreach ($file in $files) {
-        $text = Get-Content -LiteralPath $file.FullName -Raw
-        if (-not $text) { continue }
-        if ($file.Name.EndsWith('.sources')) {
-            foreach ($stanza in ($text -split "(\r?\n){2,}")) {
-                $uri = [regex]::Match($stanza, '(?m)^URIs:\s*(\S+)').Groups[1].Value
-                $suites = [regex]::Match($stanza, '(?m)^Suites:\s*(.+)$').Groups[1].Value -split '\s+'
-                if ($uri -and ($suites -contains $suite) -and $uri -match '/debian/?$') { return [pscustomobject]@{ Mirror = $uri; Suite = $suite } }
-            }
-        }
-        else {
-            foreach ($m in [regex]::Matches($text, '(?m)^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)')) {
-                if ($m.Groups[2].Value -eq $suite -and $m.Groups[1].Value -match '/debian/?$') { return [pscustomobject]@{ Mirror = $m.Groups[1].Value; Suite = $suite } }
-            }
-        }
-    }
-    [pscustomobject]@{ Mirror = 'http://deb.debian.org/debian'; Suite = $suite }
-}
+function Get-PsnfpAptSource { <# .SYNOPSIS The Debian mirror and suite apt uses here. #> Get-BootedImageAptSource }
 
 function Get-PsnfpRootfs {
     <#
     .SYNOPSIS
-        A minimal Debian rootfs with systemd, dbus, iptables, iproute2 and procps, built once with debootstrap
-        (--variant=minbase) under /var/cache/psnetfilter-test, outside the repository. It is built in a
-        temporary folder and renamed when complete, so an interrupted build is never reused.
+        A minimal Debian rootfs of this machine's suite with systemd, dbus, iptables, iproute2 and procps, built once
+        with debootstrap (--variant=minbase) into /var/cache/psnetfilter-test/rootfs-SUITE (Get-BootedImageRootfs).
     #>
-    $src = Get-PsnfpAptSource
-    $final = Join-Path $script:CacheRoot "rootfs-$($src.Suite)"
-    $complete = { param($dir) (Test-Path -LiteralPath "$dir/usr/lib/systemd/systemd") -and (Test-Path -LiteralPath "$dir/usr/sbin/iptables") -and (Test-Path -LiteralPath "$dir/etc/os-release") }
-    if ((Test-Path -LiteralPath $final) -and (& $complete $final)) { return $final }
-    $null = New-Item -ItemType Directory -Force -Path $script:CacheRoot
-    # Leftovers of interrupted builds are never used; remove them.
-    Get-ChildItem -LiteralPath $script:CacheRoot -Directory -Filter ".rootfs-$($src.Suite).tmp.*" -Force -ErrorAction SilentlyContinue |
-        ForEach-Object { Remove-Item -LiteralPath $_.FullName -Recurse -Force -ErrorAction SilentlyContinue }
-    if (Test-Path -LiteralPath $final) { Remove-Item -LiteralPath $final -Recurse -Force }
-    $tmp = Join-Path $script:CacheRoot (".rootfs-$($src.Suite).tmp." + [guid]::NewGuid().ToString('n').Substring(0, 8))
-    $null = New-Item -ItemType Directory -Path $tmp
-    try {
-        $r = Invoke-PsnfpProcess debootstrap -TimeoutSeconds 900 -ArgumentList @(
-            '--variant=minbase', '--include=systemd,systemd-sysv,dbus,iptables,iproute2,procps',
-            $src.Suite, "$tmp/rootfs", $src.Mirror)
-        if ($r.ExitCode -ne 0 -or -not (& $complete "$tmp/rootfs")) {
-            throw "debootstrap of $($src.Suite) from $($src.Mirror) failed (exit $($r.ExitCode)): $(($r.Output -split "`n" | Select-Object -Last 15) -join "`n")"
-        }
-        Move-Item -LiteralPath "$tmp/rootfs" -Destination $final
-    }
-    finally {
-        Remove-Item -LiteralPath $tmp -Recurse -Force -ErrorAction SilentlyContinue
-    }
-    $final
+    Get-BootedImageRootfs -Include systemd, systemd-sysv, dbus, iptables, iproute2, procps -Require '/usr/sbin/iptables' -TimeoutSeconds 900
 }
 
 function New-PsnfpOverlay {
-    <#
-    .SYNOPSIS
-        A writable copy of the rootfs for one boot: an overlay mount (lower = the cached rootfs) in a new
-        temporary folder, or a reflink/plain copy when overlayfs is not available. Returns Dir, Root, Mounted.
-    #>
+    <# .SYNOPSIS A writable overlay (or copy) of the rootfs for one boot, psnfp-boot-<id>: Dir, Root, Mounted. #>
     param([Parameter(Mandatory)][string]$Rootfs)
-    $dir = Join-Path ([IO.Path]::GetTempPath()) ('psnfp-boot-' + [guid]::NewGuid().ToString('n').Substring(0, 8))
-    $null = New-Item -ItemType Directory -Path "$dir/upper", "$dir/work", "$dir/merged"
-    $r = Invoke-PsnfpProcess mount -ArgumentList @('-t', 'overlay', 'overlay', '-o', "lowerdir=$Rootfs,upperdir=$dir/upper,workdir=$dir/work", "$dir/merged")
-    if ($r.ExitCode -eq 0) {
-        return [pscustomobject]@{ Dir = $dir; Root = "$dir/merged"; Mounted = $true }
-    }
-    Write-Warning "overlay mount failed ($($r.Output.Trim())): copying the rootfs instead."
-    Remove-Item -LiteralPath "$dir/merged" -Force
-    Invoke-PsnfpProcess cp -ArgumentList @('-a', '--reflink=auto', $Rootfs, "$dir/merged") -TimeoutSeconds 300 -Check | Out-Null
-    [pscustomobject]@{ Dir = $dir; Root = "$dir/merged"; Mounted = $false }
+    New-BootedImageOverlay -Rootfs $Rootfs -Prefix 'psnfp' -AllowCopy
 }
 
-function Remove-PsnfpOverlay {
-    <# .SYNOPSIS Unmounts (retrying, lazily as a last resort) and deletes a boot overlay. #>
-    param([AllowNull()]$Overlay)
-    if (-not $Overlay) { return }
-    if ($Overlay.Mounted) {
-        for ($i = 0; $i -lt 20 -and (Test-PsnfpMounted $Overlay.Root); $i++) {
-            Invoke-PsnfpProcess umount -ArgumentList @($Overlay.Root) | Out-Null
-            if (Test-PsnfpMounted $Overlay.Root) { Start-Sleep -Milliseconds 250 }
-        }
-        if (Test-PsnfpMounted $Overlay.Root) { Invoke-PsnfpProcess umount -ArgumentList @('-l', $Overlay.Root) | Out-Null }
-    }
-    if (-not (Test-PsnfpMounted $Overlay.Root)) {
-        Remove-Item -LiteralPath $Overlay.Dir -Recurse -Force -ErrorAction SilentlyContinue
-    }
-}
+function Remove-PsnfpOverlay { <# .SYNOPSIS Unmounts and deletes a boot overlay. #> param([AllowNull()]$Overlay) Remove-BootedImageOverlay -Overlay $Overlay }
 
-function Test-PsnfpMounted {
-    param([Parameter(Mandatory)][string]$Path)
-    $escaped = $Path -replace ' ', '\040'
-    [bool](Get-Content -LiteralPath /proc/mounts | Where-Object { ($_ -split ' ')[1] -eq $escaped -or ($_ -split ' ')[1].StartsWith("$escaped/") })
-}
-
-#endregion
-
-#region the container
+function Test-PsnfpMounted { param([Parameter(Mandatory)][string]$Path) Test-BootedImageMounted -Path $Path }
 
 function Start-PsnfpContainer {
     <#
     .SYNOPSIS
-        Boots the image with systemd-nspawn into an existing named network namespace and waits until its
-        systemd reports running (or degraded). Returns NspawnPid, SystemdPid, Log, State.
-    .DESCRIPTION
-        systemd is not PID 1 on the test machine, so nspawn gets --register=no --keep-unit. The namespace is
-        joined with --network-namespace-path, so the container needs CAP_NET_ADMIN for iptables, and
-        SYSTEMD_NSPAWN_API_VFS_WRITABLE=network so /proc/sys/net is writable (the unit sets ip_forward). The
-        container's systemd is the child of nspawn whose exe is /usr/lib/systemd/systemd; it is polled with
-        `nsenter -t PID -a systemctl is-system-running` (bounded) rather than systemctl --wait.
+        Boots the image with systemd-nspawn into an existing named network namespace (in this process's cgroup)
+        and waits until its systemd reports running (or degraded). Returns NspawnPid, SystemdPid, Log, State.
     #>
     param(
         [Parameter(Mandatory)][string]$Root,
@@ -292,48 +197,14 @@ function Start-PsnfpContainer {
         [string[]]$Bind = @(),
         [double]$TimeoutSeconds = 90
     )
-    $nspawn = Resolve-PsnfpTool systemd-nspawn
-    $psi = [System.Diagnostics.ProcessStartInfo]::new('/bin/sh')
-    $machine = 'psnfp-' + [guid]::NewGuid().ToString('n').Substring(0, 8)
-    foreach ($a in @('-c', 'log="$1"; shift; exec "$@" >"$log" 2>&1 </dev/null', 'sh', $LogPath,
-            $nspawn, '-q', '-b', '-D', $Root, "--machine=$machine", '--register=no', '--keep-unit',
-            "--network-namespace-path=/run/netns/$Namespace", '--capability=CAP_NET_ADMIN', '--console=passive') + @($Bind | ForEach-Object { "--bind-ro=$_" })) {
-        $psi.ArgumentList.Add($a)
-    }
-    $psi.UseShellExecute = $false
-    $psi.Environment['SYSTEMD_NSPAWN_API_VFS_WRITABLE'] = 'network'
-    $proc = [System.Diagnostics.Process]::Start($psi)
-    $container = [pscustomobject]@{ NspawnPid = $proc.Id; SystemdPid = $null; Log = $LogPath; State = $null; Process = $proc }
-    $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
-    while (-not $container.SystemdPid) {
-        if ($proc.HasExited) { throw "systemd-nspawn exited with code $($proc.ExitCode): $(Get-Content -LiteralPath $LogPath -Raw -ErrorAction SilentlyContinue)" }
-        if ([DateTime]::UtcNow -gt $deadline) { throw "The container's systemd did not appear within $TimeoutSeconds s." }
-        foreach ($child in Get-ChildItem -Path /proc -Directory -ErrorAction SilentlyContinue | Where-Object Name -Match '^\d+$') {
-            try {
-                $status = [IO.File]::ReadAllText("/proc/$($child.Name)/status")
-                if ($status -notmatch "(?m)^PPid:\s+$($proc.Id)\s*$") { continue }
-                $exe = (Get-Item -LiteralPath "/proc/$($child.Name)/exe" -Force).LinkTarget
-                if ($exe -and $exe.EndsWith('/usr/lib/systemd/systemd')) { $container.SystemdPid = [int]$child.Name; break }
-            }
-            catch { }
-        }
-        if (-not $container.SystemdPid) { Start-Sleep -Milliseconds 100 }
-    }
-    while ($true) {
-        $r = Invoke-PsnfpContainer -Container $container -ArgumentList @('systemctl', 'is-system-running') -TimeoutSeconds 10
-        $state = $r.StdOut.Trim()
-        if ($state -in 'running', 'degraded') { $container.State = $state; break }
-        if ($proc.HasExited) { throw "The container stopped while booting (state '$state'): $(Get-Content -LiteralPath $LogPath -Raw -ErrorAction SilentlyContinue)" }
-        if ([DateTime]::UtcNow -gt $deadline) { throw "The container did not finish booting within $TimeoutSeconds s (state '$state')." }
-        Start-Sleep -Milliseconds 200
-    }
-    $container
+    $container = Start-BootedImageContainer -Root $Root -Namespace $Namespace -LogPath $LogPath -Bind $Bind -Machine ('psnfp-' + (New-BootedImageId))
+    Wait-BootedImageContainer -Container $container -TimeoutSeconds $TimeoutSeconds
 }
 
 function Invoke-PsnfpContainer {
     <# .SYNOPSIS Runs a command in all namespaces of the container's systemd (nsenter -t PID -a). #>
     param([Parameter(Mandatory)]$Container, [Parameter(Mandatory)][string[]]$ArgumentList, [double]$TimeoutSeconds = 60, [switch]$Check)
-    Invoke-PsnfpProcess nsenter -ArgumentList (@('-t', "$($Container.SystemdPid)", '-a') + $ArgumentList) -TimeoutSeconds $TimeoutSeconds -Check:$Check
+    Invoke-BootedImageContainer @PSBoundParameters
 }
 
 function Get-PsnfpPwshBinds {
@@ -376,29 +247,9 @@ function Invoke-PsnfpContainerPwsh {
 }
 
 function Stop-PsnfpContainer {
-    <#
-    .SYNOPSIS
-        Powers the container off (systemctl poweroff, which runs the units' ExecStop), waits for nspawn to
-        exit, and kills it when it does not. Returns $true when it shut down cleanly. Safe with $null.
-    #>
+    <# .SYNOPSIS Powers the container off (Stop-BootedImageContainer); $true when it shut down cleanly. Safe with $null. #>
     param([AllowNull()]$Container, [double]$TimeoutSeconds = 30)
-    if (-not $Container) { return $false }
-    $proc = $Container.Process
-    if ($proc.HasExited) { return $true }
-    $clean = $false
-    if ($Container.SystemdPid) {
-        Invoke-PsnfpContainer -Container $Container -ArgumentList @('systemctl', 'poweroff') -TimeoutSeconds 10 | Out-Null
-        $clean = $proc.WaitForExit([int]($TimeoutSeconds * 1000))
-    }
-    if (-not $proc.HasExited) {
-        # nspawn turns SIGTERM into a clean shutdown request; then force it.
-        Stop-Process -Id $proc.Id -ErrorAction SilentlyContinue
-        if (-not $proc.WaitForExit(10000)) {
-            Stop-Process -Id $proc.Id -Force -ErrorAction SilentlyContinue
-            [void]$proc.WaitForExit(10000)
-        }
-    }
-    $clean
+    Stop-BootedImageContainer -Container $Container -TimeoutSeconds $TimeoutSeconds
 }
 
 #endregion

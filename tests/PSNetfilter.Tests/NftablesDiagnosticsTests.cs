@@ -154,6 +154,81 @@ public class NftablesDiagnosticsTests
         Assert.Empty(ForeignTableCheck.Evaluate(Web, NftRuleset.Empty, null));
     }
 
+    // Dumps taken from the real components in the real-gateway lab (tests/pester/gateways): the lab forwards
+    // tcp/8080 and udp/5353 of 198.51.100.1 (on gwx) to 192.0.2.10 (on gwi), or to the guest 192.168.122.10 on virbr0.
+    public static TheoryData<string> RealDumps() => new()
+    {
+        "nftables-handwritten", "nftables-stock", "nftables-stock-reloaded", "firewalld", "firewalld-strict", "firewalld-iptables",
+        "firewalld-iptables-reloaded", "libvirt-nftables", "docker", "docker-restarted", "ufw",
+    };
+
+    private static List<PortForwardFinding> CheckReal(string dump, Protocol protocol, int port, string internalAddress = "192.0.2.10", string routeDevice = "gwi-x")
+    {
+        var ruleset = Dump(dump);
+        var f = Forward("lab", protocol, "198.51.100.1", port, internalAddress, port);
+        return ForeignTableCheck.Evaluate(f, ruleset, routeDevice, "gwx-x").ToList();
+    }
+
+    [Theory]
+    [MemberData(nameof(RealDumps))]
+    public void Every_dump_of_a_real_component_parses_and_every_rule_renders(string dump)
+    {
+        var r = Dump(dump);
+
+        Assert.StartsWith("1.", r.Version, StringComparison.Ordinal);
+        Assert.NotEmpty(r.Tables);
+        Assert.All(r.Rules, rule => Assert.False(string.IsNullOrWhiteSpace(NftRuleRenderer.Render(rule))));
+        Assert.All(r.Rules, rule => Assert.NotNull(r.Chain(rule.Family, rule.Table, rule.Chain)));
+    }
+
+    [Theory]
+    [InlineData("nftables-stock")]
+    [InlineData("nftables-stock-reloaded")]
+    [InlineData("firewalld")]
+    [InlineData("firewalld-iptables")]
+    [InlineData("firewalld-iptables-reloaded")]
+    [InlineData("docker")]
+    [InlineData("docker-restarted")]
+    [InlineData("ufw")]
+    public void Real_components_that_let_the_forward_through_give_no_finding(string dump)
+    {
+        Assert.Empty(CheckReal(dump, Protocol.Tcp, 8080));
+        Assert.Empty(CheckReal(dump, Protocol.Udp, 5353));
+    }
+
+    [Fact]
+    public void A_real_hand_written_policy_drop_chain_is_found()
+    {
+        var x = Assert.Single(CheckReal("nftables-handwritten", Protocol.Tcp, 8080));
+        Assert.Equal((FindingSeverity.Error, "inet filter", "forward"), (x.Severity, x.Table, x.Chain));
+        Assert.Contains("by its policy drop", x.What, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Real_firewalld_with_strict_forward_ports_is_found_with_its_own_fix()
+    {
+        foreach (var (proto, port) in new[] { (Protocol.Tcp, 8080), (Protocol.Udp, 5353) })
+        {
+            var x = Assert.Single(CheckReal("firewalld-strict", proto, port));
+            Assert.Equal((FindingSeverity.Error, "inet firewalld", "filter_FORWARD", "firewalld"), (x.Severity, x.Table, x.Chain, x.Owner));
+            Assert.Contains("of chain filter_FORWARD_dnat: reject with icmpx admin-prohibited", x.What, StringComparison.Ordinal);
+            Assert.Contains("StrictForwardPorts", x.Fix, StringComparison.Ordinal);
+            Assert.Contains($"--add-forward-port=port={port}:proto={(proto == Protocol.Tcp ? "tcp" : "udp")}:toport={port}:toaddr=192.0.2.10", x.Fix, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void Real_libvirt_nftables_network_rejects_a_forward_to_its_guest()
+    {
+        var x = Assert.Single(CheckReal("libvirt-nftables", Protocol.Tcp, 8080, "192.168.122.10", "virbr0"));
+        Assert.Equal((FindingSeverity.Error, "ip libvirt_network", "forward", "libvirt"), (x.Severity, x.Table, x.Chain, x.Owner));
+        Assert.Contains("of chain guest_input: oif \"virbr0\" counter reject", x.What, StringComparison.Ordinal);
+        Assert.Contains("/etc/libvirt/hooks/network", x.Fix, StringComparison.Ordinal);
+
+        // A forward to a host that is not behind virbr0 crosses libvirt's chains untouched.
+        Assert.Empty(CheckReal("libvirt-nftables", Protocol.Tcp, 8080));
+    }
+
     private const string DockerForward = """
         *filter
         :INPUT ACCEPT [0:0]

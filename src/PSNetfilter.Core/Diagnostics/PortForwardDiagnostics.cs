@@ -37,6 +37,9 @@ public sealed class DiagnosticsInput
 
     /// <summary>Per forward: connections that never saw a reply (conntrack [UNREPLIED]); absent when unknown.</summary>
     public IReadOnlyDictionary<string, int> Unreplied { get; init; } = new Dictionary<string, int>();
+
+    /// <summary>The gateway's interfaces and addresses (<see cref="ForwardChecks"/>); null when unknown.</summary>
+    public GatewayInventory? Gateway { get; init; }
 }
 
 /// <summary>Pure checks over a gathered <see cref="DiagnosticsInput"/>; each finding says what to do.</summary>
@@ -91,6 +94,10 @@ public static class PortForwardDiagnostics
             }
 
             ForeignDnat(f, ruleset, findings);
+            if (input.Gateway is not null)
+            {
+                findings.AddRange(ForwardChecks.Check(f.Definition, input.Gateway));
+            }
 
             if (input.Reachable.TryGetValue(f.Name, out var reachable) && !reachable)
             {

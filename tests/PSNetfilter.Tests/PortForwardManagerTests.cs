@@ -300,8 +300,9 @@ public sealed class PortForwardManagerTests : IDisposable
         Assert.All(results, r => Assert.Equal(Defs.Ip("198.51.100.1"), r.Forward.SnatAddress));
         Assert.Equal(Defs.Web, results[0].Forward.Definition);
         Assert.Equal(new[] { "route get 198.51.100.10" }, rig.Runner.RouteQueries); // one lookup per distinct address
-        var ip = rig.Runner.Requests.Single(r => Path.GetFileName(r.Program) == "ip");
-        Assert.Equal(new[] { "-force", "-j", "-batch", "-" }, ip.Arguments);
+        // Two ip processes, run at once: the route lookups, and the gateway's interfaces for the checks.
+        var ip = rig.Runner.Requests.Where(r => Path.GetFileName(r.Program) == "ip").Select(r => string.Join(' ', r.Arguments)).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(new[] { "-force -j -batch -", "-j addr show" }, ip);
         Assert.Contains("--to-source 198.51.100.1", rig.Runner.Restores[0].Payload);
         Assert.Contains(rig.Observer.Verboses, v => v.Contains("SNAT source for 198.51.100.10: 198.51.100.1", StringComparison.Ordinal));
     }
@@ -384,6 +385,83 @@ public sealed class PortForwardManagerTests : IDisposable
         Assert.Equal(new[] { "*nat", "-D PSNF-POSTROUTING 2", "-D PSNF-PREROUTING 2", "COMMIT", "*filter", "-D PSNF-FORWARD 2", "COMMIT" }, lines);
         Assert.Equal(("dns Udp *:5353 -> 198.51.100.10:53 masquerade", "Remove port forward"), Assert.Single(rig.Observer.ShouldProcessCalls));
         Assert.Empty(rig.Runner.SysctlWrites);
+    }
+
+    [Fact]
+    public async Task Removing_a_udp_forward_deletes_its_conntrack_entries_once_the_rules_are_gone()
+    {
+        var rig = Make(OwnedOnly);
+        var results = await rig.RemoveAsync(Literal("dns"));
+
+        Assert.Equal(ChangeKind.Removed, Assert.Single(results).Kind);
+        Assert.Equal(new[] { "-f ipv4 -p udp --orig-port-dst 5353 --dst-nat 198.51.100.10 --reply-port-src 53" }, rig.Runner.ConntrackDeletes);
+        var programs = rig.Runner.Requests.Select(r => Path.GetFileName(FakeProcessRunner.Unwrap(r).Program)).ToList();
+        Assert.True(programs.IndexOf("conntrack") > programs.IndexOf(Path.GetFileName(FakeProcessRunner.Restore4)), string.Join(", ", programs));
+        Assert.Empty(rig.Observer.Warnings);
+    }
+
+    [Fact]
+    public async Task Removing_or_keeping_tcp_forwards_leaves_conntrack_alone()
+    {
+        var rig = Make(OwnedOnly);
+        await rig.RemoveAsync(Literal("web"));
+        Assert.Equal(ChangeKind.Unchanged, Assert.Single(await rig.NewAsync(false, Defs.Dns)).Kind); // nothing to cut
+
+        Assert.Empty(rig.Runner.ConntrackDeletes);
+    }
+
+    [Fact]
+    public async Task Replacing_a_udp_forward_cuts_the_flows_to_its_old_target()
+    {
+        var rig = MakeWithKernel(Golden.Read("nft", "owned-only.v4.save"));
+        var moved = PortForwardDefinition.Create("dns", Protocol.Udp, null, 5353, Defs.Ip("198.51.100.40"), 53, SnatMode.Masquerade, null, "local dns");
+
+        var r = Assert.Single(await rig.NewAsync(true, moved));
+
+        Assert.Equal(ChangeKind.Replaced, r.Kind);
+        Assert.Equal(new[] { "-f ipv4 -p udp --orig-port-dst 5353 --dst-nat 198.51.100.10 --reply-port-src 53" }, rig.Runner.ConntrackDeletes);
+    }
+
+    [Fact]
+    public async Task A_failed_conntrack_delete_is_a_warning_and_the_removal_stands()
+    {
+        var rig = Make(OwnedOnly);
+        rig.Runner.ConntrackAnswer = new ProcessResult(1, string.Empty, "conntrack v1.4.7 (conntrack-tools): Operation failed: invalid parameters\n");
+
+        var r = Assert.Single(await rig.RemoveAsync(Literal("dns")));
+
+        Assert.Equal(ChangeKind.Removed, r.Kind);
+        var warning = Assert.Single(rig.Observer.Warnings);
+        Assert.Contains("'dns'", warning, StringComparison.Ordinal);
+        Assert.Contains("invalid parameters", warning, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task New_warns_about_a_forward_that_cannot_work_on_this_gateway_and_still_applies_it()
+    {
+        var rig = Make();
+        var web = new PortForwardRequest("web", Protocol.Tcp, Defs.Ip("192.0.2.99"), 8080, Defs.Ip("198.51.100.10"), 8080, SnatMode.Masquerade, null, null, new ForwardExtras(InInterface: "eth9"));
+
+        var r = Assert.Single(await rig.NewAsync(false, web));
+
+        Assert.Equal(ChangeKind.Created, r.Kind);
+        Assert.Contains(rig.Observer.Warnings, w => w.Contains("(ExternalAddressNotLocal)", StringComparison.Ordinal) && w.Contains("192.0.2.99", StringComparison.Ordinal));
+        Assert.Contains(rig.Observer.Warnings, w => w.Contains("(InterfaceNotFound)", StringComparison.Ordinal) && w.Contains("'eth9'", StringComparison.Ordinal));
+        Assert.Equal(1, rig.Runner.Requests.Count(q => string.Join(' ', q.Arguments).EndsWith("-j addr show", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task When_the_interfaces_cannot_be_read_new_says_so_and_applies_the_forward()
+    {
+        var rig = Make();
+        rig.Runner.AddrAnswer = new ProcessResult(1, string.Empty, "Cannot open netlink socket: Permission denied\n");
+
+        var r = Assert.Single(await rig.NewAsync(false, Defs.Simple("a", 9000)));
+
+        Assert.Equal(ChangeKind.Created, r.Kind);
+        var warning = Assert.Single(rig.Observer.Warnings);
+        Assert.Contains("Permission denied", warning, StringComparison.Ordinal);
+        Assert.Contains("exit", warning, StringComparison.OrdinalIgnoreCase);
     }
 
     [Fact]

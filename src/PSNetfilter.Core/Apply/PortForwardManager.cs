@@ -221,7 +221,8 @@ public sealed class PortForwardManager
     private readonly NetfilterHost _host;
     private readonly IChangeObserver _observer;
     private readonly Dictionary<IPAddress, (IPAddress? Source, string? Device)> _routes = new();
-    private IReadOnlyList<(string Device, IPAddress Address, int Prefix)>? _addresses;
+    private Diagnostics.GatewayInventory? _inventory;
+    private NetfilterException? _inventoryError;
 
     public PortForwardManager(NetfilterHost host, IChangeObserver observer)
     {
@@ -280,6 +281,19 @@ public sealed class PortForwardManager
             conntrack[family] = await _host.ListConntrackAsync(family, ct).ConfigureAwait(false);
         }
 
+        Diagnostics.GatewayInventory? gateway = null;
+        if (forwards.Count > 0)
+        {
+            try
+            {
+                gateway = await _host.GetInventoryAsync(ct).ConfigureAwait(false);
+            }
+            catch (NetfilterException ex)
+            {
+                _observer.Warning($"The gateway's interfaces and addresses could not be read, so the forwards were not checked against them: {ex.Message}");
+            }
+        }
+
         var reachable = new Dictionary<string, bool>(StringComparer.Ordinal);
         if (connect)
         {
@@ -317,6 +331,7 @@ public sealed class PortForwardManager
             Unreplied = unreplied,
             Nftables = nftables,
             RouteDevices = routeDevices,
+            Gateway = gateway,
         }).Select(x => x with { NetworkNamespace = _host.NetworkNamespace }).ToList();
 
         // What the module created or persisted and the kernel no longer has (a flush, a manager's reload).
@@ -430,7 +445,7 @@ public sealed class PortForwardManager
 
         if (forwards.Any(f => f.ExternalAddress is not null))
         {
-            foreach (var (device, address, _) in await _host.GetInterfaceAddressesAsync(ct).ConfigureAwait(false))
+            foreach (var (device, address, _) in (await _host.GetInventoryAsync(ct).ConfigureAwait(false)).Addresses)
             {
                 devices.TryAdd(address, device);
             }
@@ -723,6 +738,10 @@ public sealed class PortForwardManager
             }
         }
 
+        // The rules are in: connections still DNATed by the old definitions go now, or they would keep going to
+        // the old target for as long as they stay busy.
+        await ClearConnectionsAsync(pending.Where(p => p.Old is not null && ConntrackFilter.Applies(p.Old)).Select(p => p.Old!).ToList()).ConfigureAwait(false);
+
         var results = new List<ChangeResult>(session.Unchanged);
         var appliedNames = pending.Where(x => x.New is not null).Select(x => x.New!.Name).ToHashSet(StringComparer.Ordinal);
         foreach (var p in session.Pending)
@@ -784,6 +803,41 @@ public sealed class PortForwardManager
             .OrderBy(f => f.Name, StringComparer.Ordinal)
             .ToList();
     }
+
+    /// <summary>
+    /// Deletes the conntrack entries of removed or replaced UDP forwards (one <c>conntrack -D</c> each), after the
+    /// change is applied, so that a running UDP stream follows the new rules at its next datagram instead of
+    /// keeping its old translation until it has been idle for the UDP timeout. TCP connections are left alone
+    /// (docs/ARCHITECTURE.md says why). Never fails the change: the rules are in already.
+    /// </summary>
+    private async Task ClearConnectionsAsync(IReadOnlyList<PortForward> old)
+    {
+        foreach (var f in old)
+        {
+            try
+            {
+                var deleted = await _host.DeleteConntrackAsync(ConntrackFilter.DeleteArguments(f), CancellationToken.None).ConfigureAwait(false);
+                if (deleted is null)
+                {
+                    _observer.Warning($"conntrack(8) is not installed, so the UDP flows that '{f.Name}' translated are not cut: a client that keeps sending reaches {f.InternalEndpoint} until it pauses for the UDP conntrack timeout (30 s, or 120 s once the server answered). Install it (apt-get install conntrack) so that Remove-PortForward and New-PortForward -Force cut them at once, or delete them now: conntrack -D {string.Join(' ', ConntrackFilter.DeleteArguments(f))}.");
+                    return;
+                }
+
+                if (deleted > 0)
+                {
+                    _observer.Verbose($"Deleted {deleted} conntrack entr{(deleted == 1 ? "y" : "ies")} of '{f.Name}' (UDP flows to {f.InternalEndpoint}): their next datagram follows the new rules.");
+                }
+            }
+            catch (NetfilterException ex)
+            {
+                _observer.Warning($"The UDP flows that '{f.Name}' translated could not be cut; a client that keeps sending reaches {f.InternalEndpoint} until it pauses for the UDP conntrack timeout: {ex.Message}");
+            }
+        }
+    }
+
+    /// <summary>A finding of <see cref="Diagnostics.ForwardChecks"/> as one warning: what, why, the fix and its check id.</summary>
+    private static string FormatWarning(Diagnostics.PortForwardFinding finding) =>
+        $"Port forward '{finding.Forward}': {finding.What} {finding.Why} {finding.Fix} ({finding.Check})";
 
     /// <summary>The gateway's network on the interface towards <paramref name="internalAddress"/> (its source address and prefix).</summary>
     private IPNetwork HairpinNetworkFor(IPAddress internalAddress, IReadOnlyDictionary<IPAddress, (IPAddress? Source, string? Device)> routes, IReadOnlyList<(string Device, IPAddress Address, int Prefix)> addresses)
@@ -857,7 +911,7 @@ public sealed class PortForwardManager
     /// <summary>True when <see cref="ResolveAsync"/> needs no process for <paramref name="request"/> (nothing to look up, or looked up before).</summary>
     public bool CanResolveWithoutProcesses(PortForwardRequest request) =>
         (!request.NeedsRouteSource && !request.NeedsHairpinNetwork)
-        || (_routes.ContainsKey(request.InternalAddress) && (!request.NeedsHairpinNetwork || _addresses is not null));
+        || (_routes.ContainsKey(request.InternalAddress) && (!request.NeedsHairpinNetwork || _inventory is not null));
 
     /// <summary>
     /// Validates requests into definitions, resolving default SNAT addresses with one <c>ip route get</c>
@@ -865,24 +919,33 @@ public sealed class PortForwardManager
     /// </summary>
     public async Task<List<PortForwardDefinition>> ResolveAsync(IReadOnlyList<PortForwardRequest> requests, CancellationToken ct)
     {
-        // Routes and addresses looked up once per manager (one command): a pipeline resolved in parts (a
-        // streamed change) asks the kernel only about internal addresses it has not seen yet.
+        // Routes and the gateway's interfaces looked up once per manager (one command each, run at once): a
+        // pipeline resolved in parts (a streamed change) asks the kernel only about internal addresses it has not
+        // seen yet.
         var needRoute = requests.Where(r => r.NeedsRouteSource || r.NeedsHairpinNetwork).Select(r => r.InternalAddress).Distinct().Where(a => !_routes.ContainsKey(a)).ToList();
-        if (needRoute.Count > 0)
+        var lookup = needRoute.Count > 0 ? _host.GetRoutesAsync(needRoute, ct) : null;
+        if (_inventory is null && _inventoryError is null && requests.Count > 0)
         {
-            foreach (var (address, route) in await _host.GetRoutesAsync(needRoute, ct).ConfigureAwait(false))
+            try
+            {
+                _inventory = await _host.GetInventoryAsync(ct).ConfigureAwait(false);
+            }
+            catch (NetfilterException ex)
+            {
+                _inventoryError = ex;
+                _observer.Warning($"The gateway's interfaces and addresses could not be read, so -InInterface, -ExternalAddress and -InternalAddress were not checked against them: {ex.Message}");
+            }
+        }
+
+        if (lookup is not null)
+        {
+            foreach (var (address, route) in await lookup.ConfigureAwait(false))
             {
                 _routes[address] = route;
             }
         }
 
-        if (_addresses is null && requests.Any(r => r.NeedsHairpinNetwork))
-        {
-            _addresses = await _host.GetInterfaceAddressesAsync(ct).ConfigureAwait(false);
-        }
-
         var routes = _routes;
-        var addresses = _addresses ?? Array.Empty<(string, IPAddress, int)>();
 
         var defs = new List<PortForwardDefinition>(requests.Count);
         foreach (var r in requests)
@@ -909,11 +972,19 @@ public sealed class PortForwardManager
                 IPNetwork? hairpin = null;
                 if (r.NeedsHairpinNetwork)
                 {
-                    hairpin = HairpinNetworkFor(r.InternalAddress, routes, addresses);
+                    hairpin = HairpinNetworkFor(r.InternalAddress, routes, _inventory?.Addresses ?? throw _inventoryError!);
                     _observer.Verbose($"Hairpin network for {r.InternalAddress}: {hairpin} (its clients are masqueraded).");
                 }
 
-                defs.Add(r.Build(snat, hairpin));
+                var def = r.Build(snat, hairpin);
+                defs.Add(def);
+                if (_inventory is not null)
+                {
+                    foreach (var finding in Diagnostics.ForwardChecks.Check(def, _inventory))
+                    {
+                        _observer.Warning(FormatWarning(finding));
+                    }
+                }
             }
             catch (NetfilterException ex)
             {

@@ -52,6 +52,8 @@ public sealed class DiagnosticsInput
 
     /// <summary>Per internal address: the interface the gateway routes it through; per external address: the interface that holds it.</summary>
     public IReadOnlyDictionary<IPAddress, string> RouteDevices { get; init; } = new Dictionary<IPAddress, string>();
+    /// <summary>The gateway's interfaces and addresses (<see cref="ForwardChecks"/>); null when unknown.</summary>
+    public GatewayInventory? Gateway { get; init; }
 }
 
 /// <summary>Pure checks over a gathered <see cref="DiagnosticsInput"/>; each finding says what to do.</summary>
@@ -114,6 +116,11 @@ public static class PortForwardDiagnostics
             if (input.Nftables is { } nft)
             {
                 findings.AddRange(ForeignTableCheck.Evaluate(f, nft, input.RouteDevices.GetValueOrDefault(f.InternalAddress), f.ExternalAddress is { } e ? input.RouteDevices.GetValueOrDefault(e) : null));
+            }
+
+            if (input.Gateway is not null)
+            {
+                findings.AddRange(ForwardChecks.Check(f.Definition, input.Gateway));
             }
 
             if (input.Reachable.TryGetValue(f.Name, out var reachable) && !reachable)

@@ -216,6 +216,14 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
             {
                 externalAddress = null; // 0.0.0.0 / :: mean "any local address"
             }
+            else if (externalAddress.Equals(internalAddress) && iport == externalPort && intEnd == extEnd)
+            {
+                var ports = extEnd == externalPort ? $"port {externalPort}" : $"ports {externalPort}-{extEnd}";
+                throw new PortForwardValidationException(
+                    "ForwardToItself",
+                    $"The forward would send {externalAddress} {ports} to the same address and {ports}: the DNAT changes nothing. Give the address (and port) of the host the connections should reach.",
+                    internalAddress);
+            }
         }
 
         switch (snatMode)

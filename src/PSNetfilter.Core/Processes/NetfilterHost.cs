@@ -331,39 +331,27 @@ public sealed partial class NetfilterHost
         return map;
     }
 
-    /// <summary>The networks of the namespace's interface addresses (<c>ip -j addr show</c>): device, address, prefix.</summary>
-    public async Task<IReadOnlyList<(string Device, IPAddress Address, int Prefix)>> GetInterfaceAddressesAsync(CancellationToken ct)
+    /// <summary>
+    /// The namespace's interfaces and their addresses, from one <c>ip -j addr show</c> (every link is listed, with
+    /// or without addresses).
+    /// </summary>
+    /// <exception cref="CommandFailedException">ip exited non-zero.</exception>
+    public async Task<Diagnostics.GatewayInventory> GetInventoryAsync(CancellationToken ct)
     {
-        var result = await RunIpAsync(new[] { "-j", "addr", "show" }, null, ct).ConfigureAwait(false);
-        var list = new List<(string, IPAddress, int)>();
-        try
+        var args = new[] { "-j", "addr", "show" };
+        var result = await RunIpAsync(args, null, ct).ConfigureAwait(false);
+        if (result.ExitCode != 0)
         {
-            using var doc = JsonDocument.Parse(result.StandardOutput);
-            foreach (var link in doc.RootElement.EnumerateArray())
-            {
-                var dev = link.TryGetProperty("ifname", out var n) ? n.GetString() : null;
-                if (dev is null || !link.TryGetProperty("addr_info", out var infos))
-                {
-                    continue;
-                }
-
-                foreach (var info in infos.EnumerateArray())
-                {
-                    if (info.TryGetProperty("local", out var l) && IPAddress.TryParse(l.GetString(), out var a) && info.TryGetProperty("prefixlen", out var p))
-                    {
-                        list.Add((dev, a, p.GetInt32()));
-                    }
-                }
-            }
-        }
-        catch (JsonException)
-        {
+            throw new CommandFailedException(IpDisplay(args), result.ExitCode, result.StandardError);
         }
 
-        return list;
+        return Diagnostics.GatewayInventory.Parse(result.StandardOutput);
     }
 
-    private async Task<ProcessResult> RunIpAsync(IEnumerable<string> arguments, string? input, CancellationToken ct)
+    private async Task<ProcessResult> RunIpAsync(IEnumerable<string> arguments, string? input, CancellationToken ct) =>
+        await RunRawAsync(IpRequest(arguments, input), inNamespace: false, ct).ConfigureAwait(false);
+
+    private ProcessRequest IpRequest(IEnumerable<string> arguments, string? input)
     {
         var ip = ExecutableLocator.Require("ip", "iproute2");
         var args = new List<string>();
@@ -373,8 +361,10 @@ public sealed partial class NetfilterHost
         }
 
         args.AddRange(arguments);
-        return await RunRawAsync(new ProcessRequest(ip, args, input), inNamespace: false, ct).ConfigureAwait(false);
+        return new ProcessRequest(ip, args, input);
     }
+
+    private string IpDisplay(IEnumerable<string> arguments) => IpRequest(arguments, null).Display;
 
     /// <summary>Whether the namespace routes packets of <paramref name="family"/> (net.ipv4.ip_forward / net.ipv6.conf.all.forwarding).</summary>
     public async Task<bool> IsForwardingEnabledAsync(IpFamily family, CancellationToken ct)
@@ -498,6 +488,31 @@ public sealed partial class NetfilterHost
         return Nftables.NftJsonParser.Parse(result.StandardOutput);
     }
 
+    /// <summary>
+    /// Deletes conntrack entries of the namespace with one <c>conntrack -D</c> (<paramref name="filter"/>: its
+    /// options after -D, from <see cref="Planning.ConntrackFilter"/>). Returns how many were deleted, or null when
+    /// conntrack(8) is not installed.
+    /// </summary>
+    /// <exception cref="CommandFailedException">conntrack failed (it exits 1 also when nothing matched: that is 0).</exception>
+    public async Task<int?> DeleteConntrackAsync(IReadOnlyList<string> filter, CancellationToken ct)
+    {
+        var tool = ExecutableLocator.Find("conntrack");
+        if (tool is null)
+        {
+            return null;
+        }
+
+        var request = new ProcessRequest(tool, new[] { "-D" }.Concat(filter).ToList());
+        var result = await RunRawAsync(request, inNamespace: true, ct).ConfigureAwait(false);
+        var m = ConntrackDeletedRegex().Match(result.StandardError);
+        if (m.Success && result.ExitCode is 0 or 1)
+        {
+            return int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        throw new CommandFailedException(Wrap(request).Display, result.ExitCode, result.StandardError);
+    }
+
     /// <summary>Sets one sysctl inside the namespace.</summary>
     public async Task SetSysctlAsync(string key, string value, CancellationToken ct)
     {
@@ -552,6 +567,9 @@ public sealed partial class NetfilterHost
         args.AddRange(request.Arguments);
         return new ProcessRequest(nsenter, args, request.StandardInput) { InputWriter = request.InputWriter };
     }
+
+    [GeneratedRegex(@"(\d+) flow entries have been deleted")]
+    private static partial Regex ConntrackDeletedRegex();
 
     [GeneratedRegex(@"v(\d+\.\d+(?:\.\d+)?)")]
     private static partial Regex VersionRegex();

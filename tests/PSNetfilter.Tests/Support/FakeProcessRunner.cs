@@ -41,6 +41,15 @@ internal sealed class FakeProcessRunner : IProcessRunner
     /// <summary>prefsrc per destination; a destination not listed has no route.</summary>
     public Dictionary<string, string> Routes { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>What <c>ip -j addr show</c> answers: by default one interface, eth0, with no address.</summary>
+    public ProcessResult AddrAnswer { get; set; } = new(0, "[{\"ifindex\":1,\"ifname\":\"lo\",\"addr_info\":[{\"family\":\"inet\",\"local\":\"127.0.0.1\",\"prefixlen\":8}]},{\"ifindex\":2,\"ifname\":\"eth0\",\"addr_info\":[]}]\n", string.Empty);
+
+    /// <summary>What <c>conntrack -D</c> answers (it exits 1 when nothing matched).</summary>
+    public ProcessResult ConntrackAnswer { get; set; } = new(1, string.Empty, "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted.\n");
+
+    /// <summary>The options of every <c>conntrack -D</c>, joined by spaces.</summary>
+    public List<string> ConntrackDeletes { get; } = new();
+
     /// <summary>sysctl values (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding).</summary>
     public Dictionary<string, string> Sysctl { get; } = new(StringComparer.Ordinal)
     {
@@ -262,6 +271,17 @@ internal sealed class FakeProcessRunner : IProcessRunner
             }
 
             return new ProcessResult(stderr.Count == 0 ? 0 : 1, string.Join('\n', stdout) + (stdout.Count > 0 ? "\n" : string.Empty), string.Join('\n', stderr));
+        }
+
+        if (tool == "ip" && r.Arguments.SkipWhile(a => a != "-j").SequenceEqual(new[] { "-j", "addr", "show" }))
+        {
+            return AddrAnswer;
+        }
+
+        if (tool == "conntrack" && r.Arguments.Count > 0 && r.Arguments[0] == "-D")
+        {
+            ConntrackDeletes.Add(string.Join(' ', r.Arguments.Skip(1)));
+            return ConntrackAnswer;
         }
 
         if (tool == "sysctl")

@@ -22,7 +22,8 @@
       Clean    Remove out/ and the bin/obj folders under src/ and tests/.
 
     Test and Demo need root, iproute2 and iptables; when a tool is missing and we are
-    root, they are installed with apt-get. Runs from any working directory.
+    root, they are installed with apt-get, which waits (up to 5 minutes, saying so) while another package
+    manager holds the package lock. Runs from any working directory.
 
 .EXAMPLE
     dotnet tool restore && dotnet pwsh -NoProfile -File ./build.ps1 Test
@@ -77,6 +78,7 @@ function Get-DotnetPath {
 }
 
 . (Join-Path $PSScriptRoot 'build/PwshInvocation.ps1') # Get-PwshInvocation, shared with the tests
+. (Join-Path $PSScriptRoot 'build/AptGet.ps1')         # Invoke-AptGet (waits for another package manager), shared with the tests
 
 function Invoke-Native {
     # Runs a native command with its output shown; throws on a non-zero exit code unless
@@ -129,9 +131,9 @@ function Install-Prerequisite {
         return
     }
     Write-Step "Installing $($packages -join ', ') (missing: $($missing -join ', '))"
-    $env:DEBIAN_FRONTEND = 'noninteractive'
-    Invoke-Native -FilePath apt-get -ArgumentList @('update')
-    Invoke-Native -FilePath apt-get -ArgumentList (@('install', '-y') + $packages)
+    # Another package manager (unattended-upgrades, another apt-get) may hold the lock: wait for it, up to 5 minutes.
+    $null = Invoke-AptGet -ArgumentList @('update') -Check
+    $null = Invoke-AptGet -ArgumentList (@('install', '-y') + $packages) -Check
 }
 
 #endregion

@@ -112,10 +112,10 @@ function Install-BenchPackage {
         throw "bench: missing $($missing -join ', ') and no apt-get to install $($packages -join ' ')."
     }
     Write-Host "bench: installing $($packages -join ' ') (missing: $($missing -join ', '))"
-    $env:DEBIAN_FRONTEND = 'noninteractive'
-    $update = Invoke-BenchProcess -FilePath (Resolve-BenchTool apt-get) -ArgumentList @('update') -TimeoutSeconds 300
-    if ($update.ExitCode -ne 0) { Write-Warning "apt-get update failed: $($update.StdErr.Trim())" }
-    [void](Invoke-BenchProcess -FilePath (Resolve-BenchTool apt-get) -ArgumentList (@('install', '-y', '--no-install-recommends') + $packages) -TimeoutSeconds 600 -Check)
+    # Invoke-AptGet (tests/support/TestProcess.psm1) waits, bounded and saying so, for another package manager's lock.
+    $update = Invoke-AptGet -ArgumentList @('update')
+    if ($update.ExitCode -ne 0) { Write-Warning "apt-get update failed (exit $($update.ExitCode))." }
+    $null = Invoke-AptGet -ArgumentList (@('install', '-y', '--no-install-recommends') + $packages) -Check
 }
 
 function Initialize-Bench {

@@ -27,6 +27,7 @@ public class NamespaceTests
     {
         using var ns = new TestNamespace();
         var vars = new Dictionary<string, object?> { ["ns"] = ns.Name };
+        ns.Exec("sysctl", "-q", "-w", "net.ipv4.ip_forward=0"); // a new namespace copies the host's setting
         var empty = ns.Save();
 
         var created = Only(PsRunner.Run(
@@ -37,7 +38,7 @@ public class NamespaceTests
         Assert.Equal(ns.Name, forward.NetworkNamespace);
         var expected = PortForwardDefinition.Create("web", Protocol.Tcp, Defs.Ip("203.0.113.1"), 8080, Defs.Ip("198.51.100.10"), null, SnatMode.Snat, Defs.Ip("198.51.100.1"), "it's \"web\"");
         Assert.Equal(expected, forward.Definition);
-        Assert.Equal("1", ns.Exec("sysctl", "-n", "net.ipv4.ip_forward").Trim()); // a fresh namespace has it off
+        Assert.Equal("1", ns.Exec("sysctl", "-n", "net.ipv4.ip_forward").Trim()); // switched on by New-PortForward
 
         var got = Only(PsRunner.Run("Get-PortForward -NetworkNamespace $ns", vars));
         var read = Assert.IsType<PortForward>(got.BaseObject);

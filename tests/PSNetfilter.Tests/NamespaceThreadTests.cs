@@ -31,6 +31,11 @@ public class NamespaceThreadTests
     {
         using var ns = new TestNamespace();
         ns.Exec("ip", "link", "set", "lo", "up");
+        // A new namespace copies IPv4 forwarding from the host: give it the opposite of the host's value, so the
+        // probe's read shows it was made inside the namespace, whatever the host has.
+        var hostForwarding = File.ReadAllText("/proc/sys/net/ipv4/ip_forward").Trim();
+        var inside = hostForwarding == "0" ? "1" : "0";
+        ns.Exec("sysctl", "-q", "-w", "net.ipv4.ip_forward=" + inside);
         var port = FreePortInside(ns, out var listener);
         using (listener)
         {
@@ -48,13 +53,18 @@ public class NamespaceThreadTests
         // thread pool. Any thread started from the helper while inside the namespace would stay there.
         using var ns = new TestNamespace();
         ns.Exec("ip", "link", "set", "lo", "up");
+        // A new namespace copies IPv4 forwarding from the host: give it the opposite of the host's value, so the
+        // probe's read shows it was made inside the namespace, whatever the host has.
+        var hostForwarding = File.ReadAllText("/proc/sys/net/ipv4/ip_forward").Trim();
+        var inside = hostForwarding == "0" ? "1" : "0";
+        ns.Exec("sysctl", "-q", "-w", "net.ipv4.ip_forward=" + inside);
         var port = FreePortInside(ns, out var listener);
         using var _ = listener;
         var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
         var output = Sh.Check(dotnet, "exec", typeof(ProbeProgram).Assembly.Location, "--netns-threads", ns.Name, port.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
         var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Contains("read 0 connected True", lines);
+        Assert.Contains($"read {inside} connected True", lines);
         var home = Assert.Single(lines, l => l.StartsWith("home ", StringComparison.Ordinal))["home ".Length..];
         var threads = lines.Where(l => l.StartsWith("thread ", StringComparison.Ordinal)).Select(l => l["thread ".Length..].Split('\t')).ToList();
         Assert.Contains(threads, t => t[0] == ".NET Sockets"); // the probe did start the engine

@@ -1,6 +1,6 @@
 # Process helpers shared by the lab, the test helpers and the benchmarks: one process, an exact argument list
 # (never a shell string), bounded in time, with its output captured; the same inside a namespace; and how to
-# start a child pwsh.
+# start a child pwsh; apt-get that waits for another package manager's lock.
 Set-StrictMode -Version 3.0
 
 function Resolve-TestTool {
@@ -124,10 +124,11 @@ function Get-TestChildEnvironment {
 }
 
 . (Join-Path $PSScriptRoot '../../build/PwshInvocation.ps1')
+. (Join-Path $PSScriptRoot '../../build/AptGet.ps1') # Invoke-AptGet, Get-AptLockHolder (shared with build.ps1)
 
 function Get-TestPwshInvocation {
     # The command line prefix that starts the pwsh running us (see build/PwshInvocation.ps1, shared with build.ps1).
     Get-PwshInvocation
 }
 
-Export-ModuleMember -Function Resolve-TestTool, Invoke-TestProcess, Invoke-TestInNamespace, Get-TestChildEnvironment, Get-TestPwshInvocation
+Export-ModuleMember -Function Resolve-TestTool, Invoke-TestProcess, Invoke-TestInNamespace, Get-TestChildEnvironment, Get-TestPwshInvocation, Invoke-AptGet, Get-AptLockHolder

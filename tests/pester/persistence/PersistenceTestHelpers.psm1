@@ -150,11 +150,11 @@ function Install-PsnfpPackage {
     $missing = @($Command.Keys | Where-Object { -not (Get-Command $_ -ErrorAction SilentlyContinue) -and -not (Test-Path "/usr/sbin/$_") -and -not (Test-Path "/usr/bin/$_") } | ForEach-Object { $Command[$_] } | Select-Object -Unique)
     if ($missing.Count -eq 0) { return }
     if ((& id -u) -ne '0') { throw "Missing packages $($missing -join ', '): install them as root (apt-get install -y $($missing -join ' '))." }
-    $env:DEBIAN_FRONTEND = 'noninteractive'
-    $r = Invoke-PsnfpProcess apt-get -ArgumentList (@('install', '-y', '--no-install-recommends') + $missing) -TimeoutSeconds 600
+    # Invoke-AptGet waits (bounded, saying so) while another package manager holds the lock.
+    $r = Invoke-AptGet -ArgumentList (@('install', '-y', '--no-install-recommends') + $missing)
     if ($r.ExitCode -ne 0) {
-        Invoke-PsnfpProcess apt-get -ArgumentList @('update') -TimeoutSeconds 600 -Check | Out-Null
-        Invoke-PsnfpProcess apt-get -ArgumentList (@('install', '-y', '--no-install-recommends') + $missing) -TimeoutSeconds 600 -Check | Out-Null
+        $null = Invoke-AptGet -ArgumentList @('update') -Check
+        $null = Invoke-AptGet -ArgumentList (@('install', '-y', '--no-install-recommends') + $missing) -Check
     }
 }
 

@@ -125,7 +125,8 @@ function Assert-RelNamespace {
 }
 
 function New-RelNamespace {
-    # A bare namespace named psnfr + 8 random hex digits, loopback up; tracked for Remove-RelResources.
+    # A bare namespace named psnfr + 8 random hex digits, loopback up and IPv4 forwarding off (a new namespace
+    # copies the host's setting; the tests expect the module to switch it on); tracked for Remove-RelResources.
     $ip = Resolve-RelTool ip
     do {
         $name = 'psnfr' + (-join ([System.Security.Cryptography.RandomNumberGenerator]::GetBytes(4) | ForEach-Object { $_.ToString('x2') }))
@@ -134,6 +135,8 @@ function New-RelNamespace {
     $r = Invoke-RelProcess -FilePath $ip -ArgumentList @('netns', 'add', $name)
     if ($r.ExitCode -ne 0) { throw "ReliabilityHelpers: ip netns add $name failed: $($r.StdErr.Trim())" }
     [void](Invoke-RelProcess -FilePath $ip -ArgumentList @('-n', $name, 'link', 'set', 'lo', 'up'))
+    $r = Invoke-RelProcess -FilePath $ip -ArgumentList @('netns', 'exec', $name, (Resolve-RelTool sysctl), '-q', '-w', 'net.ipv4.ip_forward=0')
+    if ($r.ExitCode -ne 0) { throw "ReliabilityHelpers: switching forwarding off in $name failed: $($r.StdErr.Trim())" }
     $name
 }
 

@@ -24,12 +24,12 @@ public class CmdletTests
     {
         var ps = Parameters(typeof(NewPortForwardCommand));
         Assert.Equal(
-            new[] { "Description", "ExternalAddress", "ExternalPort", "ExternalPortEnd", "Force", "InInterface", "IncludeLocal", "InputObject", "InternalAddress", "InternalPort", "InternalPortEnd", "Masquerade", "Name", "NetworkNamespace", "NoSnat", "Protocol", "SnatAddress", "SnatMode", "SourceAddress" },
+            new[] { "AcceptInOtherTables", "Description", "ExternalAddress", "ExternalPort", "ExternalPortEnd", "Force", "InInterface", "IncludeLocal", "InputObject", "InternalAddress", "InternalPort", "InternalPortEnd", "Masquerade", "Name", "NetworkNamespace", "NoSnat", "Protocol", "SnatAddress", "SnatMode", "SourceAddress" },
             ps.Keys.Order(StringComparer.Ordinal));
         Assert.True(ps["InputObject"].Single().ValueFromPipeline); // the piped object, checked for unconvertible properties
         foreach (var (name, attrs) in ps)
         {
-            var expected = name is not ("Masquerade" or "NoSnat" or "Force" or "InputObject");
+            var expected = name is not ("Masquerade" or "NoSnat" or "Force" or "InputObject" or "AcceptInOtherTables");
             Assert.True(attrs.All(a => a.ValueFromPipelineByPropertyName == expected), $"{name}: ValueFromPipelineByPropertyName should be {expected}");
         }
 

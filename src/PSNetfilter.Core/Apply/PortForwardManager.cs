@@ -59,9 +59,6 @@ public sealed class SilentObserver : IChangeObserver
     }
 }
 
-/// <summary>Selects forwards to remove: a literal name (an error when it matches nothing) or a pattern.</summary>
-public sealed record RemoveSelector(string Text, Func<string, bool> Matches, bool IsLiteral);
-
 /// <summary>One planned change: create (New only), replace (both) or remove (Old only).</summary>
 public sealed record PendingChange(PortForwardDefinition? New, PortForward? Old);
 
@@ -80,7 +77,7 @@ public sealed class ChangeSession : IDisposable
 
     public List<PendingChange> Pending { get; } = new();
 
-    internal Dictionary<string, PortForwardDefinition> Batch { get; } = new(StringComparer.Ordinal);
+    internal Dictionary<string, PortForwardDefinition> Batch { get; } = new(PortForwardNames.Comparer);
 
     /// <summary>The snapshot's forwards by name, for <see cref="PortForwardManager.PlanAdds"/>.</summary>
     internal Dictionary<string, List<PortForward>>? ByName { get; set; }
@@ -258,10 +255,10 @@ public sealed class PortForwardManager
     /// internal endpoint from inside the namespace, unreplied conntrack entries) and evaluates it.
     /// </summary>
     /// <returns>The findings, and the names of all forwards in the namespace (to report literal names that match none).</returns>
-    public async Task<(IReadOnlyList<Diagnostics.PortForwardFinding> Findings, IReadOnlySet<string> Names)> DiagnoseAsync(Func<string, bool> select, bool connect, CancellationToken ct)
+    public async Task<(IReadOnlyList<Diagnostics.PortForwardFinding> Findings, IReadOnlySet<string> Names)> DiagnoseAsync(IReadOnlyList<NameSelector> selectors, bool connect, CancellationToken ct)
     {
         var snapshot = await ReadAsync(ct).ConfigureAwait(false);
-        var forwards = snapshot.Forwards.Where(f => select(f.Name)).OrderBy(f => f.Name, StringComparer.Ordinal).ToList();
+        var forwards = snapshot.Forwards.Where(f => selectors.Any(s => s.Matches(f.Name))).OrderBy(f => f.Name, StringComparer.Ordinal).ToList();
         var families = forwards.Select(f => f.Family).Distinct().ToList();
         var forwarding = new Dictionary<IpFamily, bool>();
         var other = new Dictionary<IpFamily, int>();
@@ -305,7 +302,7 @@ public sealed class PortForwardManager
             Reachable = reachable,
             Unreplied = unreplied,
         }).Select(x => x with { NetworkNamespace = _host.NetworkNamespace }).ToList();
-        return (findings, snapshot.Forwards.Select(f => f.Name).ToHashSet(StringComparer.Ordinal));
+        return (findings, snapshot.Forwards.Select(f => f.Name).ToHashSet(PortForwardNames.Comparer));
     }
 
     /// <summary>Takes the namespace lock and reads the live ruleset: the start of every change.</summary>
@@ -413,7 +410,8 @@ public sealed class PortForwardManager
         // live in the session: a streamed change calls this once per piped forward.
         if (session.ByName is null || session.Endpoints is null)
         {
-            session.ByName = session.Snapshot.Forwards.GroupBy(f => f.Name, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+            // Names are case-insensitive (PortForwardNames): 'Web' finds the forward 'web', so it is refused as existing.
+            session.ByName = session.Snapshot.Forwards.GroupBy(f => f.Name, PortForwardNames.Comparer).ToDictionary(g => g.Key, g => g.ToList(), PortForwardNames.Comparer);
             session.Endpoints = new EndpointIndex();
             foreach (var f in session.Snapshot.Forwards)
             {
@@ -490,18 +488,16 @@ public sealed class PortForwardManager
     }
 
     /// <summary>Chooses the forwards to remove; a literal name that matches nothing is a PortForwardNotFound error.</summary>
-    public void PlanRemoves(ChangeSession session, IReadOnlyList<RemoveSelector> selectors)
+    public void PlanRemoves(ChangeSession session, IReadOnlyList<NameSelector> selectors)
     {
         var all = session.Snapshot.Forwards.OrderBy(f => f.Name, StringComparer.Ordinal).ToList();
-        var byName = all.ToLookup(f => f.Name, StringComparer.Ordinal);
         var chosen = new HashSet<(string, IpFamily)>();
         foreach (var selector in selectors)
         {
-            var matches = selector.IsLiteral ? byName[selector.Text].ToList() : all.Where(f => selector.Matches(f.Name)).ToList();
+            var matches = all.Where(f => selector.Matches(f.Name)).ToList();
             if (matches.Count == 0 && selector.IsLiteral)
             {
-                var where = _host.NetworkNamespace is null ? "on this host" : $"in network namespace '{_host.NetworkNamespace}'";
-                _observer.Failed(new NetfilterException("PortForwardNotFound", FailureKind.ObjectNotFound, $"No port forward named '{selector.Text}' exists {where}. Get-PortForward lists them.", selector.Text));
+                _observer.Failed(PortForwardNames.NotFound(selector.Text, _host.NetworkNamespace));
                 continue;
             }
 

@@ -29,7 +29,7 @@ public sealed class BootSet
             ServiceNames.ValidateNetworkNamespace(networkNamespace);
         }
 
-        var byName = new SortedDictionary<string, PortForwardDefinition>(StringComparer.Ordinal);
+        var byName = new SortedDictionary<string, PortForwardDefinition>(PortForwardNames.Comparer);
         foreach (var d in forwards)
         {
             ArgumentNullException.ThrowIfNull(d);

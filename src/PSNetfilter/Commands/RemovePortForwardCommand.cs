@@ -31,7 +31,7 @@ public sealed class RemovePortForwardCommand : PSNetfilterCmdlet
     /// -NetworkNamespace is given, and the forward still acts on its own namespace (NetworkNamespaceMismatch).
     /// </summary>
     [Parameter(ParameterSetName = NameSet, ValueFromPipeline = true, DontShow = true)]
-    public PSObject? PipedObject { get; set; }
+    public PortForward? PipedObject { get; set; }
 
     [Parameter(ParameterSetName = NameSet, ValueFromPipelineByPropertyName = true)]
     [Parameter(ParameterSetName = ObjectSet)]
@@ -44,9 +44,9 @@ public sealed class RemovePortForwardCommand : PSNetfilterCmdlet
 
     protected override void ProcessRecord()
     {
-        if (ParameterSetName == ObjectSet || PipedObject?.BaseObject is PortForward)
+        if (ParameterSetName == ObjectSet || PipedObject is not null)
         {
-            foreach (var f in ParameterSetName == ObjectSet ? InputObject : new[] { (PortForward)PipedObject!.BaseObject })
+            foreach (var f in ParameterSetName == ObjectSet ? InputObject : new[] { PipedObject! })
             {
                 try
                 {

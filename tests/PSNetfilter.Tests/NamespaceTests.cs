@@ -282,7 +282,7 @@ public class NamespaceTests
                 return await manager.CommitAsync(session, CancellationToken.None);
             }
 
-            async Task<IReadOnlyList<ChangeResult>> Remove(params RemoveSelector[] selectors)
+            async Task<IReadOnlyList<ChangeResult>> Remove(params NameSelector[] selectors)
             {
                 using var session = await manager.OpenAsync(CancellationToken.None);
                 manager.PlanRemoves(session, selectors);
@@ -321,14 +321,14 @@ public class NamespaceTests
             Assert.Equal(beforeAgain, TestNamespace.Flatten(ns.Save(backend.Save4)) + TestNamespace.Flatten(ns.Save(backend.Save6)));
 
             // Remove some by name (delete by position, highest first), then the rest.
-            var some = await Remove(new RemoveSelector("web", n => n == "web", true), new RemoveSelector("web6", n => n == "web6", true), new RemoveSelector("dns", n => n == "dns", true));
+            var some = await Remove(NameSelector.Parse("web"), NameSelector.Parse("web6"), NameSelector.Parse("dns"));
             Assert.Equal(3, some.Count);
             Assert.Empty(observer.Failures);
             var left = await manager.GetAsync(CancellationToken.None);
             Assert.Equal(defs.Where(d => d.Name is not ("web" or "web6" or "dns")).OrderBy(d => d.Name, StringComparer.Ordinal), left.Select(f => f.Definition));
             Assert.All(left, f => Assert.Equal("Complete", f.Status));
 
-            var rest = await Remove(new RemoveSelector("*", _ => true, false));
+            var rest = await Remove(NameSelector.Parse("*"));
             Assert.Equal(defs.Length - 3, rest.Count);
             Assert.Empty(observer.Failures);
             Assert.Empty(await manager.GetAsync(CancellationToken.None));

@@ -97,10 +97,10 @@ public class PersistenceGeneratorTests
         Assert.Contains("\nPSNF_IPV6_NAMES='web6'\n", script, StringComparison.Ordinal);
         Assert.Contains(
             "\npsnf_saved() {\n    case $1 in\n"
-            + "        *'--comment \"psnf:v1:dns:'* | *'--comment psnf:v1:dns:'*) return 0 ;;\n"
-            + "        *'--comment \"psnf:v1:ssh.direct:'* | *'--comment psnf:v1:ssh.direct:'*) return 0 ;;\n"
-            + "        *'--comment \"psnf:v1:web:'* | *'--comment psnf:v1:web:'*) return 0 ;;\n"
-            + "        *'--comment \"psnf:v1:web6:'* | *'--comment psnf:v1:web6:'*) return 0 ;;\n"
+            + "        *'--comment \"'psnf:v1:[dD][nN][sS]:* | *'--comment 'psnf:v1:[dD][nN][sS]:*) return 0 ;;\n"
+            + "        *'--comment \"'psnf:v1:[sS][sS][hH].[dD][iI][rR][eE][cC][tT]:* | *'--comment 'psnf:v1:[sS][sS][hH].[dD][iI][rR][eE][cC][tT]:*) return 0 ;;\n"
+            + "        *'--comment \"'psnf:v1:[wW][eE][bB]:* | *'--comment 'psnf:v1:[wW][eE][bB]:*) return 0 ;;\n"
+            + "        *'--comment \"'psnf:v1:[wW][eE][bB]6:* | *'--comment 'psnf:v1:[wW][eE][bB]6:*) return 0 ;;\n"
             + "    esac\n    return 1\n}\n",
             script,
             StringComparison.Ordinal);

@@ -78,7 +78,7 @@ public sealed class PortForwardManagerTests : IDisposable
             return await Manager.CommitAsync(session, CancellationToken.None);
         }
 
-        public async Task<IReadOnlyList<ChangeResult>> RemoveAsync(params RemoveSelector[] selectors)
+        public async Task<IReadOnlyList<ChangeResult>> RemoveAsync(params NameSelector[] selectors)
         {
             using var session = await Manager.OpenAsync(CancellationToken.None);
             Manager.PlanRemoves(session, selectors);
@@ -93,9 +93,9 @@ public sealed class PortForwardManagerTests : IDisposable
     private static PortForwardRequest Request(PortForwardDefinition d) =>
         new(d.Name, d.Protocol, d.ExternalAddress, d.ExternalPort, d.InternalAddress, d.InternalPort, d.SnatMode, d.SnatAddress, d.Description);
 
-    private static RemoveSelector Literal(string name) => new(name, n => n == name, IsLiteral: true);
+    private static NameSelector Literal(string name) => NameSelector.Parse(name);
 
-    private static RemoveSelector Pattern(string text, Func<string, bool> match) => new(text, match, IsLiteral: false);
+    private static NameSelector Pattern(string text) => NameSelector.Parse(text);
 
     [Fact]
     public async Task Same_definition_is_Unchanged_and_nothing_is_restored()
@@ -363,7 +363,7 @@ public sealed class PortForwardManagerTests : IDisposable
     public async Task Literal_remove_of_a_missing_name_is_PortForwardNotFound()
     {
         var rig = Make(OwnedOnly);
-        var results = await rig.RemoveAsync(Literal("nope"), Pattern("zz*", n => n.StartsWith("zz", StringComparison.Ordinal)));
+        var results = await rig.RemoveAsync(Literal("nope"), Pattern("zz*"));
 
         Assert.Empty(results);
         var error = Assert.Single(rig.Observer.Failures); // the pattern that matched nothing is not an error
@@ -468,7 +468,7 @@ public sealed class PortForwardManagerTests : IDisposable
     public async Task Remove_all_by_pattern_removes_chains_too_and_each_forward_once()
     {
         var rig = Make(OwnedOnly, Golden.Read("nft", "owned.v6.save"));
-        var results = await rig.RemoveAsync(Pattern("*", _ => true), Literal("web"));
+        var results = await rig.RemoveAsync(Pattern("*"), Literal("web"));
 
         Assert.Equal(new[] { "dns", "ssh.direct", "web", "web6" }, results.Select(r => r.Forward.Name).Order(StringComparer.Ordinal));
         Assert.All(results, r => Assert.Equal(ChangeKind.Removed, r.Kind));
@@ -651,7 +651,7 @@ public sealed class PortForwardManagerTests : IDisposable
         Assert.All(again, r => Assert.Equal(ChangeKind.Unchanged, r.Kind));
         Assert.Equal(2, rig.Runner.RestoreCount);
 
-        var removed = await rig.RemoveAsync(Pattern("*", _ => true));
+        var removed = await rig.RemoveAsync(Pattern("*"));
         Assert.Equal(4, removed.Count);
         Assert.Equal(before4, rig.Runner.Kernel4.Save());
         Assert.Equal(before6, rig.Runner.Kernel6.Save());
@@ -1003,7 +1003,7 @@ public sealed class PortForwardManagerTests : IDisposable
         await rig.NewAsync(false, Defs.Web);
         rig.Runner.Kernel4!.Apply("*filter\n:MY-CHAIN - [0:0]\n-A MY-CHAIN -j PSNF-FORWARD\nCOMMIT\n");
 
-        var removed = await rig.RemoveAsync(Pattern("*", _ => true));
+        var removed = await rig.RemoveAsync(Pattern("*"));
 
         Assert.Equal("web", Assert.Single(removed).Forward.Name);
         Assert.Contains("PSNF-FORWARD", rig.Runner.Kernel4.ModuleChains());

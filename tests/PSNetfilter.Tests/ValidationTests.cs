@@ -211,8 +211,8 @@ public class ValidationTests
     [InlineData("web")]
     [InlineData("ssh.direct")]
     [InlineData("A-b_c.9")]
-    [InlineData("-")]
-    [InlineData("..")]
+    [InlineData("x-")]
+    [InlineData("...")]
     public void Good_names_are_accepted(string name)
     {
         PortForwardDefinition.ValidateName(name);

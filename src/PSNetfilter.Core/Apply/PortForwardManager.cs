@@ -59,9 +59,6 @@ public sealed class SilentObserver : IChangeObserver
     }
 }
 
-/// <summary>Selects forwards to remove: a literal name (an error when it matches nothing) or a pattern.</summary>
-public sealed record RemoveSelector(string Text, Func<string, bool> Matches, bool IsLiteral);
-
 /// <summary>One planned change: create (New only), replace (both) or remove (Old only).</summary>
 public sealed record PendingChange(PortForwardDefinition? New, PortForward? Old);
 
@@ -80,7 +77,7 @@ public sealed class ChangeSession : IDisposable
 
     public List<PendingChange> Pending { get; } = new();
 
-    internal Dictionary<string, PortForwardDefinition> Batch { get; } = new(StringComparer.Ordinal);
+    internal Dictionary<string, PortForwardDefinition> Batch { get; } = new(PortForwardNames.Comparer);
 
     /// <summary>The snapshot's forwards by name, for <see cref="PortForwardManager.PlanAdds"/>.</summary>
     internal Dictionary<string, List<PortForward>>? ByName { get; set; }
@@ -265,10 +262,10 @@ public sealed class PortForwardManager
     /// internal endpoint from inside the namespace, unreplied conntrack entries) and evaluates it.
     /// </summary>
     /// <returns>The findings, and the names of all forwards in the namespace (to report literal names that match none).</returns>
-    public async Task<(IReadOnlyList<Diagnostics.PortForwardFinding> Findings, IReadOnlySet<string> Names)> DiagnoseAsync(Func<string, bool> select, bool connect, CancellationToken ct)
+    public async Task<(IReadOnlyList<Diagnostics.PortForwardFinding> Findings, IReadOnlySet<string> Names)> DiagnoseAsync(IReadOnlyList<NameSelector> selectors, bool connect, CancellationToken ct)
     {
         var snapshot = await ReadAsync(ct).ConfigureAwait(false);
-        var forwards = snapshot.Forwards.Where(f => select(f.Name)).OrderBy(f => f.Name, StringComparer.Ordinal).ToList();
+        var forwards = snapshot.Forwards.Where(f => selectors.Any(s => s.Matches(f.Name))).OrderBy(f => f.Name, StringComparer.Ordinal).ToList();
         var families = forwards.Select(f => f.Family).Distinct().ToList();
         var forwarding = new Dictionary<IpFamily, bool>();
         var other = new Dictionary<IpFamily, int>();
@@ -335,12 +332,12 @@ public sealed class PortForwardManager
         }).Select(x => x with { NetworkNamespace = _host.NetworkNamespace }).ToList();
 
         // What the module created or persisted and the kernel no longer has (a flush, a manager's reload).
-        var missing = (await MissingAsync(snapshot.Forwards).ConfigureAwait(false)).Where(f => select(f.Name)).ToList();
+        var missing = (await MissingAsync(snapshot.Forwards).ConfigureAwait(false)).Where(f => selectors.Any(s => s.Matches(f.Name))).ToList();
         findings.AddRange(missing.Select(f => Diagnostics.MissingForwardCheck.Recorded(f, _host.IntentPath) with { NetworkNamespace = _host.NetworkNamespace }));
-        var known = snapshot.Forwards.Select(f => f.Name).Concat(missing.Select(f => f.Name)).ToHashSet(StringComparer.Ordinal);
+        var known = snapshot.Forwards.Select(f => f.Name).Concat(missing.Select(f => f.Name)).ToHashSet(PortForwardNames.Comparer);
         foreach (var unit in PersistedUnits.Where(u => u.NetworkNamespace == _host.NetworkNamespace))
         {
-            foreach (var name in unit.ForwardNames.Where(n => select(n) && !known.Contains(n)))
+            foreach (var name in unit.ForwardNames.Where(n => selectors.Any(s => s.Matches(n)) && !known.Contains(n)))
             {
                 findings.Add(Diagnostics.MissingForwardCheck.Persisted(name, unit.UnitName, _host.NetworkNamespace));
                 known.Add(name);
@@ -559,7 +556,8 @@ public sealed class PortForwardManager
         // live in the session: a streamed change calls this once per piped forward.
         if (session.ByName is null || session.Endpoints is null)
         {
-            session.ByName = session.Snapshot.Forwards.GroupBy(f => f.Name, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+            // Names are case-insensitive (PortForwardNames): 'Web' finds the forward 'web', so it is refused as existing.
+            session.ByName = session.Snapshot.Forwards.GroupBy(f => f.Name, PortForwardNames.Comparer).ToDictionary(g => g.Key, g => g.ToList(), PortForwardNames.Comparer);
             session.Endpoints = new EndpointIndex();
             foreach (var f in session.Snapshot.Forwards)
             {
@@ -636,18 +634,16 @@ public sealed class PortForwardManager
     }
 
     /// <summary>Chooses the forwards to remove; a literal name that matches nothing is a PortForwardNotFound error.</summary>
-    public void PlanRemoves(ChangeSession session, IReadOnlyList<RemoveSelector> selectors)
+    public void PlanRemoves(ChangeSession session, IReadOnlyList<NameSelector> selectors)
     {
         var all = session.Snapshot.Forwards.OrderBy(f => f.Name, StringComparer.Ordinal).ToList();
-        var byName = all.ToLookup(f => f.Name, StringComparer.Ordinal);
         var chosen = new HashSet<(string, IpFamily)>();
         foreach (var selector in selectors)
         {
-            var matches = selector.IsLiteral ? byName[selector.Text].ToList() : all.Where(f => selector.Matches(f.Name)).ToList();
+            var matches = all.Where(f => selector.Matches(f.Name)).ToList();
             if (matches.Count == 0 && selector.IsLiteral)
             {
-                var where = _host.NetworkNamespace is null ? "on this host" : $"in network namespace '{_host.NetworkNamespace}'";
-                _observer.Failed(new NetfilterException("PortForwardNotFound", FailureKind.ObjectNotFound, $"No port forward named '{selector.Text}' exists {where}. Get-PortForward lists them.", selector.Text));
+                _observer.Failed(PortForwardNames.NotFound(selector.Text, _host.NetworkNamespace));
                 continue;
             }
 

@@ -304,7 +304,7 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
         return $"{protocol}-{addr}-{externalPort}";
     }
 
-    /// <exception cref="PortForwardValidationException">The name is empty, too long, or has a character outside [A-Za-z0-9._-].</exception>
+    /// <exception cref="PortForwardValidationException">The name is empty, too long, has a character outside [A-Za-z0-9._-], is '.' or '..', or starts with '-'.</exception>
     public static void ValidateName(string? name)
     {
         if (string.IsNullOrEmpty(name))
@@ -321,8 +321,18 @@ public sealed partial class PortForwardDefinition : IEquatable<PortForwardDefini
         {
             throw new PortForwardValidationException("InvalidName", $"The name '{Printable(name)}' contains a character that is not allowed. Use only letters, digits, '.', '_' and '-'.", name);
         }
+
+        if (!IsNewName(name))
+        {
+            // '.' and '..' read as directories, and a leading '-' as an option, wherever a name is passed on.
+            throw new PortForwardValidationException("InvalidName", $"The name '{name}' is not allowed: a name is not '.' or '..' and does not start with '-'.", name);
+        }
     }
 
+    /// <summary>A valid name that a new forward may take: not '.' or '..', not starting with '-'.</summary>
+    public static bool IsNewName(string? name) => IsValidName(name) && name is not ("." or "..") && name![0] != '-';
+
+    /// <summary>The name's alphabet and length only: how a name in the kernel or a boot set is recognised (one made before '.', '..' and a leading '-' were refused still reads).</summary>
     public static bool IsValidName(string? name) => name is { Length: > 0 and <= MaxNameLength } && NameRegex().IsMatch(name);
 
     /// <summary>

@@ -25,7 +25,7 @@ public sealed class BootSet
 
         networkNamespace = NetworkNamespaceName.Check(networkNamespace);
 
-        var byName = new SortedDictionary<string, PortForwardDefinition>(StringComparer.Ordinal);
+        var byName = new SortedDictionary<string, PortForwardDefinition>(PortForwardNames.Comparer);
         foreach (var d in forwards)
         {
             ArgumentNullException.ThrowIfNull(d);

@@ -126,7 +126,7 @@ public static class BootSetReader
         return FindInstalled(root)
             .Where(i => string.Equals(i.NetworkNamespace, ns, StringComparison.Ordinal))
             .SelectMany(i => i.ForwardNames)
-            .ToHashSet(StringComparer.Ordinal);
+            .ToHashSet(PortForwardNames.Comparer);
     }
 
     private static string? Value(string line, string key) =>

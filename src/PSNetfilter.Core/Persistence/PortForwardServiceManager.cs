@@ -64,7 +64,7 @@ public sealed class PortForwardServiceManager
         var paths = plan.Paths;
         foreach (var other in BootSetReader.FindInstalled(paths.Root).Where(o => o.UnitName != set.UnitName && o.NetworkNamespace == set.NetworkNamespace))
         {
-            var shared = other.ForwardNames.Intersect(set.Forwards.Select(f => f.Name), StringComparer.Ordinal).ToList();
+            var shared = other.ForwardNames.Intersect(set.Forwards.Select(f => f.Name), PortForwardNames.Comparer).ToList();
             if (shared.Count > 0)
             {
                 _observer.Warning($"{other.UnitName} also persists {string.Join(", ", shared)}: when either unit stops, it removes them. Keep each forward in one unit.");

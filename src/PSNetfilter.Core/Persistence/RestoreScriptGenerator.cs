@@ -14,8 +14,8 @@ namespace PSNetfilter.Core.Persistence;
 /// rules need; <c>_TREE</c>: "PARENT CHILD SPEC" lines of their dispatch paths, parents first; <c>_RULES</c>:
 /// the saved rules as iptables-restore <c>-A</c> lines), in single quotes, as every rendered token is from a
 /// closed alphabet without quotes or spaces; a <c>psnf_saved</c> function whose case patterns match the tags
-/// of the saved names (glob, not regex: the name alphabet [A-Za-z0-9._-] has no pattern characters, so '.'
-/// is literal); and a fixed body.
+/// of the saved names ignoring case, as names compare everywhere (glob, not regex: each letter is a bracket of
+/// both cases, and the name alphabet [A-Za-z0-9._-] has no pattern characters, so '.' is literal); and a fixed body.
 /// </para>
 /// <para>
 /// start, per family with saved forwards, under the module's namespace flock: one pass over
@@ -99,8 +99,9 @@ public static partial class RestoreScriptGenerator
         Line("    case $1 in");
         foreach (var f in set.Forwards)
         {
-            var tag = RuleLayout.TagPrefix + f.Name + ":";
-            Line($"        *'--comment \"{tag}'* | *'--comment {tag}'*) return 0 ;;");
+            // The name ignoring case (PortForwardNames): a live 'Web' is the saved 'web', replaced or removed by it.
+            var tag = RuleLayout.TagPrefix + PortForwardNames.ShellGlob(f.Name) + ":";
+            Line($"        *'--comment \"'{tag}* | *'--comment '{tag}*) return 0 ;;");
         }
 
         Line("    esac");

@@ -45,23 +45,17 @@ public sealed class GetPortForwardCommand : PSNetfilterCmdlet
                 SystemChecks.ValidateNetworkNamespace(ns);
             }
 
+            var selectors = ParseNames(Name ?? Array.Empty<string>());
+            if (Name is { Length: > 0 } && selectors.Count == 0)
+            {
+                return; // every name given was refused: list nothing rather than everything
+            }
+
             var all = Run(ct => manager.GetAsync(ct));
-            var patterns = (Name ?? Array.Empty<string>()).Select(n => (Text: n, Pattern: WildcardPattern.Get(n, WildcardOptions.IgnoreCase))).ToList();
-            var matchedPatterns = new HashSet<string>(StringComparer.Ordinal);
             foreach (var f in all)
             {
-                if (patterns.Count > 0)
-                {
-                    var hit = patterns.Where(p => p.Pattern.IsMatch(f.Name)).ToList();
-                    if (hit.Count == 0)
-                    {
-                        continue;
-                    }
-
-                    hit.ForEach(h => matchedPatterns.Add(h.Text));
-                }
-
-                if ((Protocol is not null && f.Protocol != Protocol)
+                if ((selectors.Count > 0 && !selectors.Any(s => s.Matches(f.Name)))
+                    || (Protocol is not null && f.Protocol != Protocol)
                     || (ExternalPort is not null && (ExternalPort < f.ExternalPort || ExternalPort > f.ExternalPortEnd))
                     || (internalFilter is not null && !f.InternalAddress.Equals(internalFilter))
                     || (Family is not null && f.Family != Family))
@@ -73,16 +67,15 @@ public sealed class GetPortForwardCommand : PSNetfilterCmdlet
             }
 
             // Never listed as forwards (the kernel does not have them), but never silently forgotten either.
-            foreach (var m in Run(ct => manager.MissingAsync(all)).Where(m => patterns.Count == 0 || patterns.Any(p => p.Pattern.IsMatch(m.Name))))
+            foreach (var m in Run(ct => manager.MissingAsync(all)).Where(m => selectors.Count == 0 || selectors.Any(s => s.Matches(m.Name))))
             {
                 var finding = PSNetfilter.Core.Diagnostics.MissingForwardCheck.Recorded(m, manager.IntentPath);
                 WriteWarning($"{finding.What} {finding.Why} Fix: {finding.Fix}");
             }
 
-            foreach (var p in patterns.Where(p => !WildcardPattern.ContainsWildcardCharacters(p.Text) && !matchedPatterns.Contains(p.Text)))
+            foreach (var missing in NameSelector.Unmatched(selectors, all.Select(f => f.Name).ToList()))
             {
-                var where = ns is null ? "on this host" : $"in network namespace '{ns}'";
-                WriteFailure(new NetfilterException("PortForwardNotFound", FailureKind.ObjectNotFound, $"No port forward named '{p.Text}' exists {where}.", p.Text));
+                WriteFailure(PortForwardNames.NotFound(missing.Text, ns));
             }
         }
         catch (NetfilterException ex)

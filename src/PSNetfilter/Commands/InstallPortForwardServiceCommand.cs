@@ -65,6 +65,15 @@ public sealed class InstallPortForwardServiceCommand : PSNetfilterCmdlet
             var value = item is PSObject pso ? pso.BaseObject : item;
             if (value is PortForward forward)
             {
+                try
+                {
+                    NamespaceOf(forward, NetworkNamespace);
+                }
+                catch (NetfilterException ex)
+                {
+                    ThrowFailure(ex); // nothing has been written yet, and a set is never saved without a forward given
+                }
+
                 _forwards.Add(forward);
                 continue;
             }
@@ -112,8 +121,6 @@ public sealed class InstallPortForwardServiceCommand : PSNetfilterCmdlet
         }
     }
 
-    private static string Where(string? ns) => ns is null ? "the host's network namespace" : $"network namespace '{ns}'";
-
     private static NetfilterException NotAForward(object item)
     {
         var pso = item as PSObject;
@@ -139,14 +146,12 @@ public sealed class InstallPortForwardServiceCommand : PSNetfilterCmdlet
     {
         var all = Run(ct => CreateManager(ns).GetAsync(ct));
         var selected = new List<PortForward>();
-        foreach (var pattern in ForwardName)
+        foreach (var selector in ForwardName.Select(NameSelector.Parse))
         {
-            var wildcard = WildcardPattern.ContainsWildcardCharacters(pattern);
-            var matcher = WildcardPattern.Get(pattern, WildcardOptions.IgnoreCase);
-            var hits = all.Where(f => wildcard ? matcher.IsMatch(f.Name) : string.Equals(f.Name, pattern, StringComparison.Ordinal)).ToList();
-            if (hits.Count == 0 && !wildcard)
+            var hits = all.Where(f => selector.Matches(f.Name)).ToList();
+            if (hits.Count == 0 && selector.IsLiteral)
             {
-                throw new NetfilterException("PortForwardNotFound", FailureKind.ObjectNotFound, $"No port forward named '{pattern}' exists in {Where(ns)}. Nothing was installed.", pattern);
+                throw PortForwardNames.NotFound(selector.Text, ns); // terminating: nothing was installed
             }
 
             selected.AddRange(hits.Where(h => !selected.Contains(h)));

@@ -20,10 +20,9 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
     private bool _streamTried;
 
     /// <summary>The parameters that bind from a piped object's properties, found once by reflection.</summary>
-    private static readonly HashSet<string> PipelinePropertyNames = typeof(NewPortForwardCommand).GetProperties()
+    private static readonly Dictionary<string, System.Reflection.PropertyInfo> PipelineParameters = typeof(NewPortForwardCommand).GetProperties()
         .Where(p => p.GetCustomAttributes(typeof(ParameterAttribute), false).OfType<ParameterAttribute>().Any(a => a.ValueFromPipelineByPropertyName))
-        .Select(p => p.Name)
-        .ToHashSet(StringComparer.OrdinalIgnoreCase);
+        .ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
 
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(PortForwardNameCompleter))]
@@ -45,7 +44,7 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
     /// <summary>Last port of the external range; binds from piped forwards (ExternalPortEnd property).</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [BlankToNull]
-    [ValidateRange(1, 65535)]
+    [ValidatePortRange]
     public int? ExternalPortEnd { get; set; }
 
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
@@ -60,7 +59,7 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [BlankToNull]
-    [ValidateRange(1, 65535)]
+    [ValidatePortRange]
     public int? InternalPortEnd { get; set; }
 
     /// <summary>Addresses or networks allowed to use the forward (CIDR); others are not forwarded.</summary>
@@ -88,7 +87,9 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
     public SwitchParameter NoSnat { get; set; }
 
     /// <summary>Binds SnatMode from piped forwards (Get-PortForward | New-PortForward); the switches are the interactive form.</summary>
+    /// <remarks>A blank CSV cell is "not given" (the route's source address, or the switches); Protocol has no such state: a blank one is an error.</remarks>
     [Parameter(ValueFromPipelineByPropertyName = true)]
+    [BlankToNull]
     public SnatMode? SnatMode { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
@@ -117,21 +118,12 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
     [Parameter(ValueFromPipeline = true, DontShow = true)]
     public PSObject? InputObject { get; set; }
 
-    /// <summary>Parameters given on the command line (bound before BeginProcessing); the others come from the pipeline.</summary>
-    private HashSet<string> _commandLine = new(StringComparer.OrdinalIgnoreCase);
-
-    protected override void BeginProcessing()
-    {
-        _commandLine = new HashSet<string>(MyInvocation.BoundParameters.Keys, StringComparer.OrdinalIgnoreCase);
-        base.BeginProcessing();
-    }
-
     protected override void ProcessRecord()
     {
         try
         {
             // A blank cell after a row with a namespace may reach the parameter as null: check the piped value too.
-            if (!_commandLine.Contains(nameof(NetworkNamespace)) && InputObject?.Properties[nameof(NetworkNamespace)]?.Value is string piped)
+            if (!CommandLine.Contains(nameof(NetworkNamespace)) && InputObject?.Properties[nameof(NetworkNamespace)]?.Value is string piped)
             {
                 NetworkNamespaceName.Check(piped);
             }
@@ -142,7 +134,7 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
                 SystemChecks.ValidateNetworkNamespace(ns); // once per namespace and call
             }
 
-            CheckUnboundPipelineProperties();
+            CheckPipelineValues();
             var request = BuildRequest();
             request.Validate();
             var key = ns ?? string.Empty;
@@ -309,33 +301,96 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
         public bool Deferring { get; set; }
     }
 
-    private void CheckUnboundPipelineProperties()
+    /// <summary>
+    /// Each piped item is bound on its own. PowerShell leaves a by-property-name parameter whose value does not
+    /// convert (Protocol 'sctp' or '', SnatMode 'Bogus') unbound without a word, and before each item it puts
+    /// the parameters the previous item bound back to their defaults; MyInvocation.BoundParameters keeps the
+    /// names of parameters bound for earlier items, so it cannot tell. So every property of the piped object
+    /// that names a pipeline parameter (and was not given on the command line) is converted here the way the
+    /// binder does (the parameter's transformations, then LanguagePrimitives) and compared with the value the
+    /// parameter holds now: a value that does not convert, or that the parameter does not hold, is an
+    /// InvalidPipelineValue error for this item, naming the forward, the property and the value as written.
+    /// </summary>
+    private void CheckPipelineValues()
     {
         if (InputObject is null || InputObject.BaseObject is PortForward)
         {
             return;
         }
 
-        var bound = MyInvocation.BoundParameters;
+        EngineIntrinsics? engine = null;
         foreach (var property in InputObject.Properties)
         {
-            if (!PipelinePropertyNames.TryGetValue(property.Name, out var name) || bound.ContainsKey(name))
+            if (!PipelineParameters.TryGetValue(property.Name, out var parameter) || CommandLine.Contains(parameter.Name))
             {
                 continue;
             }
 
-            var value = property.Value;
-            if (value is null || (value is string text && string.IsNullOrWhiteSpace(text)))
+            object? raw;
+            try
+            {
+                raw = property.Value;
+            }
+            catch (GetValueException)
+            {
+                continue; // a property that throws on read is not bound by PowerShell either
+            }
+
+            if (raw is null)
+            {
+                continue; // $null: not given
+            }
+
+            engine ??= (EngineIntrinsics)GetVariableValue("ExecutionContext");
+            if (BindsAs(parameter, raw, engine, out var expected) && SameValue(expected, parameter.GetValue(this)))
             {
                 continue;
             }
 
+            var name = InputObject.Properties["Name"]?.Value?.ToString();
+            var type = Nullable.GetUnderlyingType(parameter.PropertyType) ?? parameter.PropertyType;
+            var valid = type.IsEnum ? $" (valid: {string.Join(", ", Enum.GetNames(type))})" : string.Empty;
             throw new PortForwardValidationException(
                 "InvalidPipelineValue",
-                $"The piped object's {name} '{PortForwardDefinition.Printable(value.ToString() ?? string.Empty)}' is not a valid value for -{name}; the item is skipped rather than created with a default.",
-                value);
+                $"Port forward '{PortForwardDefinition.Printable(string.IsNullOrEmpty(name) ? "(no name)" : name)}': the piped {parameter.Name} '{PortForwardDefinition.Printable(raw.ToString() ?? string.Empty)}' is not a valid value for -{parameter.Name}{valid}. The item is skipped rather than created with a default.",
+                raw);
         }
     }
+
+    /// <summary>What the binder makes of <paramref name="raw"/> for <paramref name="parameter"/>; false when it cannot convert it.</summary>
+    private static bool BindsAs(System.Reflection.PropertyInfo parameter, object raw, EngineIntrinsics engine, out object? value)
+    {
+        value = raw;
+        try
+        {
+            foreach (var transformation in parameter.GetCustomAttributes(typeof(ArgumentTransformationAttribute), false).Cast<ArgumentTransformationAttribute>())
+            {
+                value = transformation.Transform(engine, value);
+            }
+
+            if (value is null)
+            {
+                return true;
+            }
+
+            value = LanguagePrimitives.ConvertTo(value, parameter.PropertyType, System.Globalization.CultureInfo.InvariantCulture);
+            return true;
+        }
+        catch (Exception ex) when (ex is ArgumentTransformationMetadataException or PSInvalidCastException or InvalidCastException)
+        {
+            return false;
+        }
+    }
+
+    private static bool SameValue(object? expected, object? actual) => (expected, actual) switch
+    {
+        (null, null) => true,
+        (SwitchParameter a, SwitchParameter b) => a.IsPresent == b.IsPresent,
+        (null, SwitchParameter b) => !b.IsPresent,
+        (string a, string b) => string.Equals(a, b, StringComparison.Ordinal),
+        (System.Collections.IEnumerable a, System.Collections.IEnumerable b) => a.Cast<object?>().SequenceEqual(b.Cast<object?>()),
+        _ => Equals(expected, actual),
+    };
 
     private PortForwardRequest BuildRequest()
     {
@@ -367,8 +422,8 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
 
         // An empty SnatAddress (a blank CSV cell) means "not given": the route decides.
         // A blank cell of a piped CSV row means "not given"; an explicit empty argument is an error.
-        var externalText = string.IsNullOrWhiteSpace(ExternalAddress) && !_commandLine.Contains(nameof(ExternalAddress)) ? null : ExternalAddress;
-        if (InternalPort is null && _commandLine.Contains(nameof(InternalPort)))
+        var externalText = string.IsNullOrWhiteSpace(ExternalAddress) && !CommandLine.Contains(nameof(ExternalAddress)) ? null : ExternalAddress;
+        if (InternalPort is null && CommandLine.Contains(nameof(InternalPort)))
         {
             throw new PortForwardValidationException("InvalidPort", "InternalPort is empty. Give a port or a range, or omit it to use the external port.", null);
         }

@@ -40,6 +40,54 @@ public abstract class PSNetfilterCmdlet : PSCmdlet, IChangeObserver
         return (ns, unit, ServicePaths.NormalizeRoot(string.IsNullOrEmpty(root) ? "/" : SessionState.Path.GetUnresolvedProviderPathFromPSPath(root)));
     }
 
+    /// <summary>
+    /// The -Name values as selectors (PortForwardNames' one rule); a value that is neither a valid name nor a
+    /// valid pattern is an error for that value (InvalidName, InvalidNamePattern) and is left out.
+    /// </summary>
+    protected List<NameSelector> ParseNames(IEnumerable<string?> names)
+    {
+        var selectors = new List<NameSelector>();
+        foreach (var name in names)
+        {
+            try
+            {
+                selectors.Add(NameSelector.Parse(name));
+            }
+            catch (NetfilterException ex)
+            {
+                WriteFailure(ex);
+            }
+        }
+
+        return selectors;
+    }
+
+    /// <summary>
+    /// The namespace a piped forward acts on: its own. An explicit -NetworkNamespace naming another one is an
+    /// error for that item (NetworkNamespaceMismatch) rather than acting on a same-named forward elsewhere.
+    /// </summary>
+    protected string? NamespaceOf(PortForward forward, string? networkNamespace)
+    {
+        if (!CommandLine.Contains("NetworkNamespace"))
+        {
+            return forward.NetworkNamespace;
+        }
+
+        var given = string.IsNullOrEmpty(networkNamespace) ? null : networkNamespace;
+        if (string.Equals(given, forward.NetworkNamespace, StringComparison.Ordinal))
+        {
+            return given;
+        }
+
+        throw new NetfilterException(
+            "NetworkNamespaceMismatch",
+            FailureKind.InvalidArgument,
+            $"Port forward '{forward.Name}' was read from {Where(forward.NetworkNamespace)}, but -NetworkNamespace names {Where(given)}: a piped forward acts on the namespace it came from. Leave out -NetworkNamespace, or select the forward by -Name there.",
+            forward);
+    }
+
+    protected static string Where(string? ns) => ns is null ? "the host's network namespace" : $"network namespace '{ns}'";
+
     /// <summary>-WhatIf, given or by $WhatIfPreference: nothing will be applied.</summary>
     protected bool WhatIfRequested =>
         MyInvocation.BoundParameters.TryGetValue("WhatIf", out var given)
@@ -116,9 +164,17 @@ public abstract class PSNetfilterCmdlet : PSCmdlet, IChangeObserver
         }
     }
 
+    /// <summary>
+    /// The parameters given on the command line (bound before BeginProcessing); the others come from the
+    /// pipeline. Not MyInvocation.BoundParameters later on: it keeps the names of parameters an earlier piped
+    /// item bound.
+    /// </summary>
+    protected IReadOnlySet<string> CommandLine { get; private set; } = new HashSet<string>();
+
     /// <summary>Every cmdlet reads or changes netfilter state, which needs root: say so before any input is read.</summary>
     protected override void BeginProcessing()
     {
+        CommandLine = new HashSet<string>(MyInvocation.BoundParameters.Keys, StringComparer.OrdinalIgnoreCase);
         try
         {
             SystemChecks.RequireRoot();

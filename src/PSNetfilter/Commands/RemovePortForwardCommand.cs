@@ -15,7 +15,7 @@ public sealed class RemovePortForwardCommand : PSNetfilterCmdlet
     private const string NameSet = "Name";
     private const string ObjectSet = "InputObject";
 
-    private readonly Dictionary<string, List<RemoveSelector>> _queued = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<NameSelector>> _queued = new(StringComparer.Ordinal);
     private readonly List<string> _order = new();
 
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = NameSet, ValueFromPipelineByPropertyName = true)]
@@ -25,6 +25,13 @@ public sealed class RemovePortForwardCommand : PSNetfilterCmdlet
 
     [Parameter(Mandatory = true, ParameterSetName = ObjectSet, ValueFromPipeline = true)]
     public PortForward[] InputObject { get; set; } = Array.Empty<PortForward>();
+
+    /// <summary>
+    /// The piped object itself when it binds by its Name property: PowerShell binds a piped forward that way when
+    /// -NetworkNamespace is given, and the forward still acts on its own namespace (NetworkNamespaceMismatch).
+    /// </summary>
+    [Parameter(ParameterSetName = NameSet, ValueFromPipeline = true, DontShow = true)]
+    public PortForward? PipedObject { get; set; }
 
     [Parameter(ParameterSetName = NameSet, ValueFromPipelineByPropertyName = true)]
     [Parameter(ParameterSetName = ObjectSet)]
@@ -37,31 +44,28 @@ public sealed class RemovePortForwardCommand : PSNetfilterCmdlet
 
     protected override void ProcessRecord()
     {
-        try
+        if (ParameterSetName == ObjectSet || PipedObject is not null)
         {
-            if (ParameterSetName == ObjectSet)
+            foreach (var f in ParameterSetName == ObjectSet ? InputObject : new[] { PipedObject! })
             {
-                foreach (var f in InputObject)
+                try
                 {
-                    var ns = MyInvocation.BoundParameters.ContainsKey(nameof(NetworkNamespace)) ? NetworkNamespace : f.NetworkNamespace;
-                    Queue(ns, new RemoveSelector(f.Name, n => string.Equals(n, f.Name, StringComparison.Ordinal), IsLiteral: true));
+                    Queue(NamespaceOf(f, NetworkNamespace), NameSelector.Literal(f.Name));
+                }
+                catch (NetfilterException ex)
+                {
+                    WriteFailure(ex);
                 }
             }
-            else
+
+            return;
+        }
+
+        try
+        {
+            foreach (var selector in ParseNames(Name))
             {
-                foreach (var n in Name)
-                {
-                    if (WildcardPattern.ContainsWildcardCharacters(n))
-                    {
-                        var pattern = WildcardPattern.Get(n, WildcardOptions.IgnoreCase);
-                        Queue(NetworkNamespace, new RemoveSelector(n, pattern.IsMatch, IsLiteral: false));
-                    }
-                    else
-                    {
-                        PortForwardDefinition.ValidateName(n);
-                        Queue(NetworkNamespace, new RemoveSelector(n, x => string.Equals(x, n, StringComparison.Ordinal), IsLiteral: true));
-                    }
-                }
+                Queue(NetworkNamespace, selector);
             }
         }
         catch (NetfilterException ex)
@@ -105,7 +109,7 @@ public sealed class RemovePortForwardCommand : PSNetfilterCmdlet
         }
     }
 
-    private void Queue(string? networkNamespace, RemoveSelector selector)
+    private void Queue(string? networkNamespace, NameSelector selector)
     {
         var ns = NetworkNamespaceName.Check(networkNamespace);
         if (ns is not null)
@@ -116,7 +120,7 @@ public sealed class RemovePortForwardCommand : PSNetfilterCmdlet
         var key = ns ?? string.Empty;
         if (!_queued.TryGetValue(key, out var list))
         {
-            _queued[key] = list = new List<RemoveSelector>();
+            _queued[key] = list = new List<NameSelector>();
             _order.Add(key);
         }
 

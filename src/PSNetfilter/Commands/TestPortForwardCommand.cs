@@ -15,7 +15,7 @@ public sealed class TestPortForwardCommand : PSNetfilterCmdlet
     private const string NameSet = "Name";
     private const string ObjectSet = "InputObject";
 
-    private readonly Dictionary<string, List<string>> _names = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<NameSelector>> _names = new(StringComparer.Ordinal);
 
     [Parameter(Position = 0, ParameterSetName = NameSet, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
@@ -24,6 +24,13 @@ public sealed class TestPortForwardCommand : PSNetfilterCmdlet
 
     [Parameter(Mandatory = true, ParameterSetName = ObjectSet, ValueFromPipeline = true)]
     public PortForward[] InputObject { get; set; } = Array.Empty<PortForward>();
+
+    /// <summary>
+    /// The piped object itself when it binds by its Name property: PowerShell binds a piped forward that way when
+    /// -NetworkNamespace is given, and the forward still acts on its own namespace (NetworkNamespaceMismatch).
+    /// </summary>
+    [Parameter(ParameterSetName = NameSet, ValueFromPipeline = true, DontShow = true)]
+    public PortForward? PipedObject { get; set; }
 
     [Parameter(ParameterSetName = NameSet, ValueFromPipelineByPropertyName = true)]
     [Parameter(ParameterSetName = ObjectSet)]
@@ -38,18 +45,25 @@ public sealed class TestPortForwardCommand : PSNetfilterCmdlet
     {
         try
         {
-            if (ParameterSetName == ObjectSet)
+            if (ParameterSetName == ObjectSet || PipedObject is not null)
             {
-                foreach (var f in InputObject)
+                foreach (var f in ParameterSetName == ObjectSet ? InputObject : new[] { PipedObject! })
                 {
-                    Add(MyInvocation.BoundParameters.ContainsKey(nameof(NetworkNamespace)) ? NetworkNamespace : f.NetworkNamespace, f.Name);
+                    try
+                    {
+                        Add(NamespaceOf(f, NetworkNamespace), NameSelector.Literal(f.Name));
+                    }
+                    catch (NetfilterException ex)
+                    {
+                        WriteFailure(ex);
+                    }
                 }
             }
             else
             {
-                foreach (var n in Name ?? new[] { "*" })
+                foreach (var selector in ParseNames(Name ?? new[] { "*" }))
                 {
-                    Add(NetworkNamespace, n);
+                    Add(NetworkNamespace, selector);
                 }
             }
         }
@@ -71,14 +85,13 @@ public sealed class TestPortForwardCommand : PSNetfilterCmdlet
                     SystemChecks.ValidateNetworkNamespace(ns);
                 }
 
-                var patterns = names.Select(n => WildcardPattern.Get(n, WildcardOptions.IgnoreCase)).ToList();
                 var units = PSNetfilter.Core.Persistence.BootSetReader.FindInstalled("/");
-                var persisted = units.Where(u => u.NetworkNamespace == ns).SelectMany(u => u.ForwardNames).ToHashSet(StringComparer.Ordinal);
+                var persisted = units.Where(u => u.NetworkNamespace == ns).SelectMany(u => u.ForwardNames).ToHashSet(PortForwardNames.Comparer);
                 var manager = new PSNetfilter.Core.Apply.PortForwardManager(CreateHost(ns), this) { PersistedUnits = units, IsPersisted = persisted.Contains };
-                var (findings, known) = Run(ct => manager.DiagnoseAsync(n => patterns.Any(p => p.IsMatch(n)), !NoConnect, ct));
-                foreach (var literal in names.Where(n => !WildcardPattern.ContainsWildcardCharacters(n) && !known.Contains(n)))
+                var (findings, known) = Run(ct => manager.DiagnoseAsync(names, !NoConnect, ct));
+                foreach (var missing in NameSelector.Unmatched(names, known))
                 {
-                    WriteFailure(new NetfilterException("PortForwardNotFound", FailureKind.ObjectNotFound, $"No port forward named '{literal}' exists{(ns is null ? string.Empty : $" in network namespace '{ns}'")}.", literal));
+                    WriteFailure(PortForwardNames.NotFound(missing.Text, ns));
                 }
 
                 foreach (var finding in findings)
@@ -98,14 +111,14 @@ public sealed class TestPortForwardCommand : PSNetfilterCmdlet
         }
     }
 
-    private void Add(string? networkNamespace, string name)
+    private void Add(string? networkNamespace, NameSelector selector)
     {
         var key = NetworkNamespaceName.Check(networkNamespace) ?? string.Empty;
         if (!_names.TryGetValue(key, out var list))
         {
-            _names[key] = list = new List<string>();
+            _names[key] = list = new List<NameSelector>();
         }
 
-        list.Add(name);
+        list.Add(selector);
     }
 }

@@ -28,7 +28,7 @@ public static partial class NetworkNamespaceName
         string reason;
         if (string.IsNullOrWhiteSpace(name))
         {
-            reason = " An empty or blank namespace is not the host's: to act on the host's own network namespace, leave -NetworkNamespace out (for piped input: leave the property out or set it to $null).";
+            reason = " An empty or blank namespace is not the host's: to act on the host's own network namespace, leave -NetworkNamespace out (for piped input: leave the column or property out; only a forward from Get-PortForward carries $null for the host).";
         }
         else if (name.Contains('/'))
         {

@@ -122,10 +122,13 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
     {
         try
         {
-            // A blank cell after a row with a namespace may reach the parameter as null: check the piped value too.
-            if (!CommandLine.Contains(nameof(NetworkNamespace)) && InputObject?.Properties[nameof(NetworkNamespace)]?.Value is string piped)
+            // A blank CSV cell reaches the parameter as null (ConvertFrom-Csv and Import-Csv give a blank last cell
+            // as $null), which would mean the host: a piped row that has the column but no name in it is refused.
+            // Only a PortForward (from Get-PortForward) carries $null for the host's own namespace.
+            if (!CommandLine.Contains(nameof(NetworkNamespace)) && InputObject is { } piped && piped.BaseObject is not PortForward
+                && piped.Properties[nameof(NetworkNamespace)] is { } column && string.IsNullOrWhiteSpace(column.Value as string))
             {
-                NetworkNamespaceName.Check(piped);
+                NetworkNamespaceName.Check(column.Value as string ?? string.Empty);
             }
 
             var ns = NetworkNamespaceName.Check(NetworkNamespace);

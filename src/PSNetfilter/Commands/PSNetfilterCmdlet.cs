@@ -73,7 +73,7 @@ public abstract class PSNetfilterCmdlet : PSCmdlet, IChangeObserver
             return forward.NetworkNamespace;
         }
 
-        var given = string.IsNullOrEmpty(networkNamespace) ? null : networkNamespace;
+        var given = NetworkNamespaceName.Check(networkNamespace); // a blank or malformed name is refused first, never taken as the host
         if (string.Equals(given, forward.NetworkNamespace, StringComparison.Ordinal))
         {
             return given;

@@ -142,6 +142,18 @@ Describe "$Title - a flush of the whole ruleset" -Skip:([bool]$SkipReason) {
         @(Test-PortForward -NetworkNamespace $script:gw -NoConnect | Where-Object Check -eq 'Missing') | Should -BeNullOrEmpty
     }
 
+    It 'forgets a wiped forward that Remove-PortForward names, and then reports it no more' {
+        $null = New-PortForward -Name 'gone' -ExternalPort 9100 -InternalAddress $script:lab.ServerAddress -NetworkNamespace $script:gw
+        & ip netns exec $script:gw nft flush ruleset
+        @(Test-PortForward -NetworkNamespace $script:gw -NoConnect | Where-Object Check -eq 'Missing').Forward | Should -Be @('gone', 'wiped')
+        $removed = Remove-PortForward -Name 'gone' -NetworkNamespace $script:gw -PassThru -ErrorVariable e
+        $e | Should -BeNullOrEmpty
+        $removed.Name | Should -Be 'gone'
+        $removed.Change | Should -Be 'Removed'
+        @(Test-PortForward -NetworkNamespace $script:gw -NoConnect | Where-Object Check -eq 'Missing').Forward | Should -Be @('wiped')
+        $null = Invoke-Expression $script:repair
+    }
+
     It 'forgets nothing of a namespace that was deleted and made again under the same name' {
         $record = "/run/psnetfilter/intent/netns-$($script:gw).json"
         Test-Path $record | Should -BeTrue

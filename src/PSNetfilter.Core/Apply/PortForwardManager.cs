@@ -77,6 +77,9 @@ public sealed class ChangeSession : IDisposable
 
     public List<PendingChange> Pending { get; } = new();
 
+    /// <summary>Recorded forwards with no rules left in the kernel that a removal drops from the record.</summary>
+    public List<PortForward> Forgotten { get; } = new();
+
     internal Dictionary<string, PortForwardDefinition> Batch { get; } = new(PortForwardNames.Comparer);
 
     /// <summary>The snapshot's forwards by name, for <see cref="PortForwardManager.PlanAdds"/>.</summary>
@@ -634,14 +637,28 @@ public sealed class PortForwardManager
     }
 
     /// <summary>Chooses the forwards to remove; a literal name that matches nothing is a PortForwardNotFound error.</summary>
-    public void PlanRemoves(ChangeSession session, IReadOnlyList<NameSelector> selectors)
+    /// <param name="missing">
+    /// Forwards the record of intent holds but the kernel no longer has (<see cref="MissingAsync"/>): a selector
+    /// that names one forgets it (the record drops it; there are no rules to delete), so that it is no longer reported.
+    /// </param>
+    public void PlanRemoves(ChangeSession session, IReadOnlyList<NameSelector> selectors, IReadOnlyList<PortForward>? missing = null)
     {
         var all = session.Snapshot.Forwards.OrderBy(f => f.Name, StringComparer.Ordinal).ToList();
         var chosen = new HashSet<(string, IpFamily)>();
         foreach (var selector in selectors)
         {
             var matches = all.Where(f => selector.Matches(f.Name)).ToList();
-            if (matches.Count == 0 && selector.IsLiteral)
+            var gone = (missing ?? Array.Empty<PortForward>()).Where(f => selector.Matches(f.Name)).ToList();
+            foreach (var f in gone.Where(f => chosen.Add((f.Name, f.Family))))
+            {
+                if (_observer.ShouldProcess(f.ToString(), "Forget port forward (its rules are gone from the kernel)"))
+                {
+                    session.Forgotten.Add(f);
+                    _observer.Debug($"Plan: forget {f}: recorded, but none of its rules are in the kernel");
+                }
+            }
+
+            if (matches.Count == 0 && gone.Count == 0 && selector.IsLiteral)
             {
                 _observer.Failed(PortForwardNames.NotFound(selector.Text, _host.NetworkNamespace));
                 continue;
@@ -753,7 +770,8 @@ public sealed class PortForwardManager
             }
         }
 
-        if (applied)
+        results.AddRange(session.Forgotten.Select(f => new ChangeResult(f, ChangeKind.Removed)));
+        if (applied || session.Forgotten.Count > 0)
         {
             await RecordAsync(results).ConfigureAwait(false);
         }

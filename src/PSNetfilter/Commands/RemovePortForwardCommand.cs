@@ -83,7 +83,8 @@ public sealed class RemovePortForwardCommand : PSNetfilterCmdlet
             try
             {
                 using var session = Run(ct => manager.OpenAsync(ct));
-                manager.PlanRemoves(session, _queued[key]);
+                var missing = Run(ct => manager.MissingAsync(session.Snapshot.Forwards));
+                manager.PlanRemoves(session, _queued[key], missing);
                 Flush();
                 var results = Run(ct => manager.CommitAsync(session, ct));
 

@@ -429,7 +429,9 @@ Describe $AnsibleTitle -Skip:([bool]$AnsibleSkipReason) {
             $gw.Lab = $null
         }
         foreach ($root in $roots) { Test-PsnfpMounted $root | Should -BeFalse }
-        @(Get-Content -LiteralPath /proc/mounts | Where-Object { $_ -match 'psnfa-' }).Count | Should -Be 0
+        # Only this run's mounts: other runs of this suite (other checkouts) may be booting their own psnfa- fleet.
+        $mine = @($roots) + @($namespaces | ForEach-Object { "/run/netns/$_" })
+        @(Get-Content -LiteralPath /proc/mounts | Where-Object { $mine -contains ($_ -split ' ')[1] }).Count | Should -Be 0
         foreach ($p in $cgroups) { Test-Path -LiteralPath $p | Should -BeFalse }
         $left = @((Invoke-PsnfpProcess ip -ArgumentList @('netns', 'list')).StdOut -split "`n" | ForEach-Object { ($_ -split '\s+')[0] } | Where-Object { $namespaces -contains $_ })
         $left | Should -BeNullOrEmpty

@@ -56,8 +56,8 @@ Describe $GatewayTitle -Tag 'Gateways' -Skip:([bool]$GatewaySkipReason) {
             $detail = "HTTP: $($t.Http) $($t.HttpError); UDP: $($t.Udp) $($t.UdpError)"
             $t.Ok | Should -Be $Expected -Because "$Because ($detail)"
             if ($Expected) {
-                $t.Http | Should -BeLike "hello from server; you are $($Lab.ClientAddress) proto tcp port $($Lab.TcpPort)*"
-                $t.Udp | Should -BeLike "hello from server; you are $($Lab.ClientAddress) proto udp port $($Lab.UdpPort)*"
+                $t.Http | Should -BeLike "hello from server; you are $($Lab.GatewayInternalAddress) proto tcp port $($Lab.TcpPort)*"
+                $t.Udp | Should -BeLike "hello from server; you are $($Lab.GatewayInternalAddress) proto udp port $($Lab.UdpPort)*"
             }
             else {
                 $t.Http | Should -BeNullOrEmpty -Because $detail

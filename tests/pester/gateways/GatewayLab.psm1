@@ -135,6 +135,7 @@ function Connect-H5lGuest {
     Invoke-H5lIp -n $Lab.Server addr add "$Address/$PrefixLength" dev $Lab.ServerInterface
     Invoke-H5lIp -n $Lab.Server route add default via $Router
     $Lab.ServerAddress = $Address
+    $Lab.GatewayInternalAddress = $Router
 }
 
 function Remove-H5lGatewayLab {

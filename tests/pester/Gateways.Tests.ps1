@@ -10,10 +10,10 @@
 # The module runs in this pwsh against the gateway with -NetworkNamespace. The forwards are h5l-tcp (8080) and
 # h5l-udp (5353), from 198.51.100.1 to the server.
 #
-# Rows that carry traffic today assert that it flows (and survives the reload or restart). Where the module is
-# blind today, an It tagged 'Findings' states what the issue wants (a warning at creation and a Test-PortForward
-# finding naming the blocking table and chain; a forward wiped by a flush reported missing). They fail until that
-# work lands and are left out of the default run (Invoke-PesterSuite.ps1 -Tag Findings runs them).
+# Rows that carry traffic assert that it flows (and survives the reload or restart). Where the module is
+# blind without them, an It tagged 'Findings' proves the report (a warning at creation and a Test-PortForward
+# finding naming the blocking table and chain; a forward wiped by a flush reported missing). They run in the default
+# run; Invoke-PesterSuite.ps1 -Tag Findings runs only them.
 #
 # Every namespace (h5l*), overlay mount, container and cgroup is removed in AfterAll, also after a failure.
 
@@ -78,17 +78,23 @@ Describe $GatewayTitle -Tag 'Gateways' -Skip:([bool]$GatewaySkipReason) {
             }
         }
 
-        # What the issue wants once a manager has wiped our rules: the forwards are still listed, as not complete,
-        # and Test-PortForward says they are missing and how to put them back.
+        # Once a manager has wiped our rules: Get-PortForward lists nothing the kernel lacks (the record never makes
+        # a forward appear) but warns about each recorded forward, and Test-PortForward reports it Missing with the
+        # New-PortForward command that puts it back.
         function script:Assert-ReportedMissing($Lab) {
             foreach ($n in $Lab.Forwards) {
-                $pf = @(Get-PortForward -Name $n -NetworkNamespace $Lab.Gateway -ErrorAction SilentlyContinue)
-                $pf.Count | Should -Be 1 -Because "Get-PortForward should still list $n (recorded by the module) after its rules were wiped"
-                $pf[0].Status | Should -Not -Be 'Complete'
+                $pf = @(Get-PortForward -Name $n -NetworkNamespace $Lab.Gateway -ErrorAction SilentlyContinue -WarningVariable w -WarningAction SilentlyContinue)
+                $pf.Count | Should -Be 0 -Because 'the kernel has none of its rules'
+                ($w -join "`n") | Should -Match ([regex]::Escape("Forward '$n' was created by PSNetfilter")) -Because "Get-PortForward should warn that $n is gone"
+            }
+            $missing = @(Test-PortForward -NetworkNamespace $Lab.Gateway -NoConnect | Where-Object Check -eq 'Missing')
+            @($missing.Forward | Sort-Object) | Should -Be @($Lab.Forwards | Sort-Object)
+            foreach ($m in $missing) {
+                $m.Severity | Should -Be 'Error'
+                $m.Fix | Should -BeLike "New-PortForward -Name '$($m.Forward)' *-NetworkNamespace '$($Lab.Gateway)'"
             }
             $text = Get-H5lFindingText -Lab $Lab
-            $text | Should -Match 'missing' -Because 'Test-PortForward should report the wiped forwards'
-            $text | Should -Match 'New-PortForward' -Because 'the finding should give the repair'
+            $text | Should -Match 'none of its rules are in the kernel'
         }
 
         # What the issue wants where another table drops the forward's packets: a warning at creation and a

@@ -7,8 +7,8 @@
     ~/.nuget/packages; `dotnet restore tests/pester/PesterRestore` puts it there), sets
     $env:PSNETFILTER_TEST_MODULE to the built module folder so each test file can
     `Import-Module $env:PSNETFILTER_TEST_MODULE/PSNetfilter.psd1`, runs the suite and
-    writes {"Passed":n,"Failed":n,"Skipped":n,...} to -ResultFile. Tests tagged Findings are left out
-    unless asked for with -Tag Findings (or -ExcludeTag @()).
+    writes {"Passed":n,"Failed":n,"Skipped":n,...} to -ResultFile. -Tag runs only tests with a tag (e.g.
+    Findings, the real-gateway reports), -ExcludeTag leaves tests out.
     Exit code: 0 when nothing failed, 1 otherwise.
 
 .EXAMPLE
@@ -26,9 +26,8 @@ param(
     [string[]]$Path,
     # Optional: run only tests with one of these tags (e.g. Findings).
     [string[]]$Tag,
-    # Tests with these tags are left out (default: Findings, the real-gateway tests that describe work not done
-    # yet; see docs/GATEWAYS.md). A tag given with -Tag is never left out.
-    [string[]]$ExcludeTag = @('Findings')
+    # Tests with these tags are left out (default: none). A tag given with -Tag is never left out.
+    [string[]]$ExcludeTag = @()
 )
 
 $ErrorActionPreference = 'Stop'

@@ -121,6 +121,8 @@ function Install-Prerequisite {
     if (-not (Get-Command nsenter -CommandType Application -ErrorAction SilentlyContinue)) { $missing += 'nsenter'; $packages += 'util-linux' }
     # Test-PortForward reads the conntrack table (unreplied -NoSnat connections) with conntrack(8) when present.
     if (-not (Get-Command conntrack -CommandType Application -ErrorAction SilentlyContinue)) { $missing += 'conntrack'; $packages += 'conntrack' }
+    # Test-PortForward and New-PortForward read the other nftables tables (firewalld, libvirt, /etc/nftables.conf) with nft.
+    if (-not (Get-Command nft -CommandType Application -ErrorAction SilentlyContinue)) { $missing += 'nft'; $packages += 'nftables' }
     if ($missing.Count -eq 0) { return }
     if (-not (Test-IsRoot)) {
         Write-Warning "Missing tools: $($missing -join ', '). Install them (as root: apt-get install -y $($packages -join ' '))."

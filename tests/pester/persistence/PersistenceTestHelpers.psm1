@@ -197,24 +197,25 @@ function Get-PsnfpAptSource {
 function Get-PsnfpRootfs {
     <#
     .SYNOPSIS
-        A minimal Debian rootfs with systemd, dbus, iptables, iproute2 and procps, built once with debootstrap
-        (--variant=minbase) under /var/cache/psnetfilter-test, outside the repository. It is built in a
-        temporary folder and renamed when complete, so an interrupted build is never reused.
+        A minimal Debian rootfs with systemd, dbus, iptables, nftables, iproute2 and procps, built once with
+        debootstrap (--variant=minbase) under /var/cache/psnetfilter-test, outside the repository. It is built in
+        a temporary folder and renamed when complete, so an interrupted build is never reused. nftables.service
+        is installed but not enabled (Debian does not enable it); a test that wants it enables it in its overlay.
     #>
     $src = Get-PsnfpAptSource
-    $final = Join-Path $script:CacheRoot "rootfs-$($src.Suite)"
-    $complete = { param($dir) (Test-Path -LiteralPath "$dir/usr/lib/systemd/systemd") -and (Test-Path -LiteralPath "$dir/usr/sbin/iptables") -and (Test-Path -LiteralPath "$dir/etc/os-release") }
+    $final = Join-Path $script:CacheRoot "rootfs-$($src.Suite)-nft"
+    $complete = { param($dir) (Test-Path -LiteralPath "$dir/usr/lib/systemd/systemd") -and (Test-Path -LiteralPath "$dir/usr/sbin/iptables") -and (Test-Path -LiteralPath "$dir/usr/sbin/nft") -and (Test-Path -LiteralPath "$dir/etc/os-release") }
     if ((Test-Path -LiteralPath $final) -and (& $complete $final)) { return $final }
     $null = New-Item -ItemType Directory -Force -Path $script:CacheRoot
     # Leftovers of interrupted builds are never used; remove them.
-    Get-ChildItem -LiteralPath $script:CacheRoot -Directory -Filter ".rootfs-$($src.Suite).tmp.*" -Force -ErrorAction SilentlyContinue |
+    Get-ChildItem -LiteralPath $script:CacheRoot -Directory -Filter ".rootfs-$($src.Suite)-nft.tmp.*" -Force -ErrorAction SilentlyContinue |
         ForEach-Object { Remove-Item -LiteralPath $_.FullName -Recurse -Force -ErrorAction SilentlyContinue }
     if (Test-Path -LiteralPath $final) { Remove-Item -LiteralPath $final -Recurse -Force }
-    $tmp = Join-Path $script:CacheRoot (".rootfs-$($src.Suite).tmp." + [guid]::NewGuid().ToString('n').Substring(0, 8))
+    $tmp = Join-Path $script:CacheRoot (".rootfs-$($src.Suite)-nft.tmp." + [guid]::NewGuid().ToString('n').Substring(0, 8))
     $null = New-Item -ItemType Directory -Path $tmp
     try {
         $r = Invoke-PsnfpProcess debootstrap -TimeoutSeconds 900 -ArgumentList @(
-            '--variant=minbase', '--include=systemd,systemd-sysv,dbus,iptables,iproute2,procps',
+            '--variant=minbase', '--include=systemd,systemd-sysv,dbus,iptables,nftables,iproute2,procps',
             $src.Suite, "$tmp/rootfs", $src.Mirror)
         if ($r.ExitCode -ne 0 -or -not (& $complete "$tmp/rootfs")) {
             throw "debootstrap of $($src.Suite) from $($src.Mirror) failed (exit $($r.ExitCode)): $(($r.Output -split "`n" | Select-Object -Last 15) -join "`n")"

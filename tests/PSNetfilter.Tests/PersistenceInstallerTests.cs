@@ -159,7 +159,11 @@ public sealed class PersistenceInstallerTests : IDisposable
         Assert.Empty(ServiceInstaller.FindFiles(paths));
         Assert.False(Directory.Exists(Path.Combine(_root, "etc/psnetfilter/psnetfilter")));
         Assert.DoesNotContain(Tree(), p => p.Contains("psnetfilter-reapply", StringComparison.Ordinal));
-        Assert.Equal(12, ServiceInstaller.FindFiles(new ServicePaths(_root, "other.service")).Count);
+        var other = new ServicePaths(_root, "other.service");
+        Assert.Equal(12, ServiceInstaller.FindFiles(other).Count);
+        Assert.True(Directory.Exists(Path.Combine(_root, "etc/systemd/system/nftables.service.wants")), "other's helper link is still there");
+        ServiceInstaller.Remove(other, ServiceInstaller.FindFiles(other));
+        Assert.Equal(new[] { "etc", "etc/psnetfilter", "etc/systemd", "etc/systemd/system", "etc/systemd/system/multi-user.target.wants" }, Tree());
     }
 
     private string[] Tree() =>

@@ -732,7 +732,7 @@ Describe $PersistTitle -Skip:([bool]$PersistSkipReason) {
                 $deadline = [DateTime]::UtcNow.AddSeconds(30)
                 do {
                     $fwd = @(Get-PortForward -NetworkNamespace $Namespace -WarningAction SilentlyContinue)
-                    if ((@($fwd.Name) -join ',') -eq ($Names -join ',') -and -not ($fwd | Where-Object Status -NE 'Complete')) { return $true }
+                    if ((@($fwd | ForEach-Object Name) -join ',') -eq ($Names -join ',') -and -not ($fwd | Where-Object Status -NE 'Complete')) { return $true }
                     Start-Sleep -Milliseconds 250
                 } while ([DateTime]::UtcNow -lt $deadline)
                 $false

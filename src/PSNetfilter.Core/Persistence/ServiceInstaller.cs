@@ -209,7 +209,10 @@ public static class ServiceInstaller
         return result;
     }
 
-    /// <summary>Removes the files (links first, the script last) and the unit's folder when it is left empty.</summary>
+    /// <summary>
+    /// Removes the files (links first, the script last), the unit's folder and the followed managers' .wants
+    /// folders when they are left empty.
+    /// </summary>
     /// <exception cref="NetfilterException">RootNotWritable.</exception>
     public static void Remove(ServicePaths paths, IReadOnlyList<PlannedFile> files)
     {
@@ -226,6 +229,12 @@ public static class ServiceInstaller
         }
 
         TryRemoveEmptyDirectory(paths.OnRoot(paths.ConfigDirectory));
+
+        // The .wants folders of the followed managers were made for the helper's links: gone when left empty.
+        foreach (var link in paths.ReapplyLinks)
+        {
+            TryRemoveEmptyDirectory(Path.GetDirectoryName(paths.OnRoot(link))!);
+        }
     }
 
     private static PlannedFile File(ServicePaths paths, string target, byte[] content)

@@ -336,12 +336,12 @@ public class PersistenceGeneratorTests
         var r = Run(
             "/bin/sh",
             "-c",
-            "psnf_nl='\n'\n" + script[start..end] + "psnf_diff=' web ' psnf_count=0\npsnf_pick \"$1\"\nprintf '%s' \"$psnf_o\"\npsnf_pick \"$2\"\nprintf '%s%s' \"$psnf_o\" \"$psnf_count\"",
+            "psnf_nl='\n'\n" + script[start..end] + "psnf_diff=' web -A ' psnf_count=0\npsnf_pick \"$1\"\nprintf '%s' \"$psnf_o\"\npsnf_pick \"$2\"\nprintf '%s%s' \"$psnf_o\" \"$psnf_count\"",
             "sh",
-            "web -D P 3\ndns -D P 2\nweb -D P 1\n",
+            "=web -D P 3\n=dns -D P 2\n=-A -D P 5\n=web -D P 1\n",
             "-A P -c psnf:v1:dns:dnat -j DNAT\n-A P -c \"psnf:v1:web:dnat:snat:\" -j DNAT\n");
         Assert.Equal(0, r.Code);
-        Assert.Equal("-D P 3\n-D P 1\n-A P -c \"psnf:v1:web:dnat:snat:\" -j DNAT\n2", r.Output);
+        Assert.Equal("-D P 3\n-D P 5\n-D P 1\n-A P -c \"psnf:v1:web:dnat:snat:\" -j DNAT\n3", r.Output);
     }
 
     internal static (int Code, string Output) Run(string program, params string[] args)

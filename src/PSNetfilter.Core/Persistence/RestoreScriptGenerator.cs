@@ -230,7 +230,7 @@ psnf_lock() {
 #   psnf_full    " C ... "      the module chains that hold at least one rule
 #   psnf_links   " P>C@N ... "  jumps to module chains: rule N of P (a module chain, or the built-in chain
 #                               of a hook), highest N first within each P
-#   psnf_dels    "NAME -D C N" lines for the rules tagged with a saved name, highest N first within each C
+#   psnf_dels    "=NAME -D C N" lines for the rules tagged with a saved name, highest N first within each C
 #   psnf_live    "TABLE RULE" lines: those rules as iptables-save prints them (added to, never reset here)
 # Positions count the rules of each chain, which iptables-save prints together (checked).
 psnf_scan() {
@@ -263,7 +263,7 @@ psnf_scan() {
                         case $psnf_full in *" $psnf_c "*) ;; *) psnf_full="$psnf_full$psnf_c " ;; esac
                         if psnf_saved "$psnf_l"; then
                             psnf_name "$psnf_l"
-                            psnf_dels="$psnf_n -D $psnf_c $psnf_pos$psnf_nl$psnf_dels"
+                            psnf_dels="=$psnf_n -D $psnf_c $psnf_pos$psnf_nl$psnf_dels"
                             psnf_live="$psnf_live$1 $psnf_l$psnf_nl"
                             continue
                         fi
@@ -316,17 +316,19 @@ psnf_name() {
 }
 
 # psnf_pick TEXT: sets psnf_o to the lines of TEXT that belong to a name in psnf_diff (" NAME ... "), and
-# adds their number to psnf_count. A line is "NAME -D C N" (a delete: the name is cut off) or a saved rule.
+# adds their number to psnf_count. A line is "=NAME -D C N" (a delete: the name is cut off; '=' is in no name,
+# so a forward named -A is no rule) or a saved rule ("-A CHAIN ...").
 psnf_pick() {
     psnf_o=''
     while IFS= read -r psnf_l; do
         case $psnf_l in
             '') continue ;;
-            '-A '*) psnf_name "$psnf_l" ;;
-            *)
+            =*)
                 psnf_n=${psnf_l%% *} psnf_l=${psnf_l#* }
+                psnf_n=${psnf_n#=}
                 case $psnf_diff in *" $psnf_n "*) psnf_count=$((psnf_count + 1)) ;; esac
                 ;;
+            *) psnf_name "$psnf_l" ;;
         esac
         case $psnf_diff in *" $psnf_n "*) psnf_o="$psnf_o$psnf_l$psnf_nl" ;; esac
     done <<PSNF_PICK

@@ -75,7 +75,7 @@ public sealed class ForeignUnitTests : IDisposable
         var again = await manager.PrepareInstallAsync(Set("myapp.service", null, Web), _root, CancellationToken.None);
         Assert.True(again.Plan.Changed);
         var prepared = await manager.PrepareUninstallAsync("myapp.service", _root, CancellationToken.None);
-        Assert.Equal(3, prepared.Files.Count);
+        Assert.Equal(12, prepared.Files.Count); // script, unit, re-apply helper, enabling link, the helper's 8 links
         Assert.True(await manager.UninstallAsync(prepared, removeForwards: false, CancellationToken.None));
         Assert.DoesNotContain(Tree(), p => p.Contains("myapp", StringComparison.Ordinal));
     }

@@ -43,17 +43,66 @@ public class PersistenceGeneratorTests
             + "# Ordering only (no dependency, no conflict): units that load whole tables run first, so what they load\n"
             + "# does not replace these forwards.\n"
             + "After=netfilter-persistent.service nftables.service firewalld.service iptables.service ip6tables.service\n"
+            + "# A reload of a firewall manager reloads this unit too (no dependency): reload puts back what is missing\n"
+            + "# and leaves the forwards that are live as saved alone. Their starts and restarts: psnetfilter-reapply.service.\n"
+            + "ReloadPropagatedFrom=netfilter-persistent.service nftables.service firewalld.service iptables.service ip6tables.service docker.service libvirtd.service virtnetworkd.service\n"
             + "Conflicts=shutdown.target\n"
             + "\n"
             + "[Service]\n"
             + "Type=oneshot\n"
             + "RemainAfterExit=yes\n"
             + "ExecStart=/bin/sh /etc/psnetfilter/psnetfilter/apply.sh start\n"
+            + "ExecReload=/bin/sh /etc/psnetfilter/psnetfilter/apply.sh reload\n"
             + "ExecStop=/bin/sh /etc/psnetfilter/psnetfilter/apply.sh stop\n"
             + "\n"
             + "[Install]\n"
             + "WantedBy=multi-user.target\n",
             SystemdUnitGenerator.Generate(Set()));
+    }
+
+    [Fact]
+    public void Reapply_helper_is_wanted_by_every_followed_manager_and_only_reloads_the_unit()
+    {
+        Assert.Equal(
+            "# Written by PSNetfilter Install-PortForwardService: do not edit, install again to change it.\n"
+            + "# Each time one of the firewall managers below starts (a restart too), this reloads psnetfilter-gw1.service when it is\n"
+            + "# active: what the manager wiped comes back, and forwards that are live as saved are left alone.\n"
+            + "[Unit]\n"
+            + "Description=PSNetfilter: re-apply psnetfilter-gw1.service after a firewall manager started\n"
+            + "Documentation=file:/etc/psnetfilter/psnetfilter-gw1/apply.sh\n"
+            + "DefaultDependencies=no\n"
+            + "After=psnetfilter-gw1.service netfilter-persistent.service nftables.service firewalld.service iptables.service ip6tables.service docker.service libvirtd.service virtnetworkd.service\n"
+            + "\n"
+            + "[Service]\n"
+            + "Type=oneshot\n"
+            + "ExecStart=/bin/systemctl --no-block try-reload-or-restart psnetfilter-gw1.service\n"
+            + "\n"
+            + "[Install]\n"
+            + "WantedBy=netfilter-persistent.service nftables.service firewalld.service iptables.service ip6tables.service docker.service libvirtd.service virtnetworkd.service\n",
+            SystemdUnitGenerator.GenerateReapply(Set("psnetfilter-gw1.service", "gw1", Web)));
+    }
+
+    [Fact]
+    public void Units_never_pull_in_or_bind_to_a_firewall_manager()
+    {
+        // Wants=/Requires=/BindsTo=/PartOf= of a manager would start it, fail without it, or stop the forwards
+        // when it stops; the brief allows ordering and reload propagation only.
+        foreach (var text in new[] { SystemdUnitGenerator.Generate(Set()), SystemdUnitGenerator.GenerateReapply(Set()) })
+        {
+            foreach (var line in text.Split('\n').Where(l => l.Length > 0 && !l.StartsWith('#')))
+            {
+                var key = line.Split('=')[0];
+                Assert.DoesNotContain(key, new[] { "Requires", "Requisite", "BindsTo", "PartOf", "Upholds", "PropagatesStopTo", "StopPropagatedFrom" });
+                if (key == "Wants")
+                {
+                    Assert.Equal("Wants=network-pre.target", line);
+                }
+            }
+        }
+
+        Assert.Equal(
+            new[] { "netfilter-persistent.service", "nftables.service", "firewalld.service", "iptables.service", "ip6tables.service", "docker.service", "libvirtd.service", "virtnetworkd.service" },
+            SystemdUnitGenerator.FollowedManagers);
     }
 
     [Fact]
@@ -64,6 +113,7 @@ public class PersistenceGeneratorTests
         Assert.Contains("Description=PSNetfilter saved port forwards in network namespace gw1", lines);
         Assert.Contains("ExecStart=/sbin/ip netns exec gw1 /bin/sh /etc/psnetfilter/psnetfilter-gw1/apply.sh start", lines);
         Assert.Contains("ExecStop=/sbin/ip netns exec gw1 /bin/sh /etc/psnetfilter/psnetfilter-gw1/apply.sh stop", lines);
+        Assert.Contains("ExecReload=/sbin/ip netns exec gw1 /bin/sh /etc/psnetfilter/psnetfilter-gw1/apply.sh reload", lines);
         Assert.Contains("# At boot it restores the 1 saved port forward listed in /etc/psnetfilter/psnetfilter-gw1/apply.sh in network namespace gw1,", lines);
         Assert.Equal(new[] { "Conflicts=shutdown.target" }, lines.Where(l => l.StartsWith("Conflicts=", StringComparison.Ordinal)));
     }
@@ -105,7 +155,7 @@ public class PersistenceGeneratorTests
             script,
             StringComparison.Ordinal);
         Assert.Contains("\npsnf_hooked() {\n    case $1 in\n        " + string.Join(" | ", RuleLayout.Hooks.Select(h => h.Chain)) + ") return 0 ;;\n", script, StringComparison.Ordinal);
-        Assert.Contains("\ncase ${1:-} in\n    start) psnf_start ;;\n    stop) psnf_stop ;;\n", script, StringComparison.Ordinal);
+        Assert.Contains("\ncase ${1:-} in\n    start | reload) psnf_start \"$1\" ;;\n    stop) psnf_stop ;;\n", script, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -187,8 +237,19 @@ public class PersistenceGeneratorTests
     [Fact]
     public void Unit_name_length_is_limited_as_systemd_limits_it()
     {
-        Assert.Equal(new string('n', 247) + ".service", ServiceNames.Resolve(new string('n', 247), null));
-        Assert.Equal("InvalidUnitName", Assert.Throws<NetfilterException>(() => ServiceNames.Resolve(new string('n', 248), null)).ErrorId);
+        // 239 + "-reapply.service": the helper's name is at systemd's limit of 255.
+        Assert.Equal(new string('n', 239) + ".service", ServiceNames.Resolve(new string('n', 239), null));
+        Assert.Equal(255, ServiceNames.ReapplyName(new string('n', 239) + ".service").Length);
+        Assert.Equal("InvalidUnitName", Assert.Throws<NetfilterException>(() => ServiceNames.Resolve(new string('n', 240), null)).ErrorId);
+    }
+
+    [Fact]
+    public void A_name_that_is_another_units_reapply_helper_is_refused()
+    {
+        Assert.Equal("psnetfilter-reapply.service", ServiceNames.ReapplyName("psnetfilter.service"));
+        Assert.Equal("InvalidUnitName", Assert.Throws<NetfilterException>(() => ServiceNames.Resolve("psnetfilter-reapply", null)).ErrorId);
+        Assert.Equal("InvalidUnitName", Assert.Throws<NetfilterException>(() => ServiceNames.Resolve(null, "x-reapply")).ErrorId);
+        Assert.Equal("web-reapply2.service", ServiceNames.Resolve("web-reapply2", null));
     }
 
     [Fact]
@@ -243,6 +304,44 @@ public class PersistenceGeneratorTests
         var end = script.IndexOf("\n}\n", start, StringComparison.Ordinal) + 3;
         var r = Run("/bin/sh", "-c", script[start..end] + "psnf_saved \"$1\"", "sh", line);
         Assert.Equal(saved ? 0 : 1, r.Code);
+    }
+
+    [Theory]
+    // Live exactly as printed: nothing to do, whatever the order of the live lines.
+    [InlineData("nat -A P -c \"psnf:v1:web:dnat\"|filter -A F -c \"psnf:v1:web:fwd\"|nat -A P -c \"psnf:v1:dns:dnat\"", "nat -A P -c \"psnf:v1:dns:dnat\"|filter -A F -c \"psnf:v1:web:fwd\"|nat -A P -c \"psnf:v1:web:dnat\"", " ", "web dns")]
+    // A rule missing, one changed, one moved to another chain, one copy too many: each names only its forward.
+    [InlineData("nat -A P -c \"psnf:v1:web:dnat\"|filter -A F -c \"psnf:v1:web:fwd\"|nat -A P -c \"psnf:v1:dns:dnat\"", "nat -A P -c \"psnf:v1:web:dnat\"|nat -A P -c \"psnf:v1:dns:dnat\"", " web ", "dns")]
+    [InlineData("nat -A P -d 1 -c \"psnf:v1:web:dnat\"|nat -A P -c \"psnf:v1:dns:dnat\"", "nat -A P -d 2 -c \"psnf:v1:web:dnat\"|nat -A P -c \"psnf:v1:dns:dnat\"", " web ", "dns")]
+    [InlineData("nat -A P -c \"psnf:v1:web:dnat\"|nat -A P -c \"psnf:v1:dns:dnat\"", "nat -A Q -c \"psnf:v1:web:dnat\"|nat -A P -c \"psnf:v1:dns:dnat\"", " web ", "dns")]
+    [InlineData("nat -A P -c \"psnf:v1:web:dnat\"|nat -A P -c \"psnf:v1:dns:dnat\"", "nat -A P -c \"psnf:v1:web:dnat\"|nat -A P -c \"psnf:v1:dns:dnat\"|nat -A P -c \"psnf:v1:dns:dnat\"", " dns ", "web")]
+    // Nothing live (at boot): every name is restored.
+    [InlineData("nat -A P -c \"psnf:v1:web:dnat\"|nat -A P -c \"psnf:v1:dns:dnat\"", "", " dns web ", "")]
+    public void Compare_names_exactly_the_forwards_whose_live_rules_are_not_as_saved(string expect, string live, string diff, string kept)
+    {
+        var script = RestoreScriptGenerator.Generate(Set());
+        var start = script.IndexOf("psnf_name() {", StringComparison.Ordinal);
+        var end = script.IndexOf("# psnf_main ", start, StringComparison.Ordinal);
+        string Lines(string s) => s.Length == 0 ? string.Empty : string.Join(string.Empty, s.Split('|').Select(l => l + "\n"));
+        var r = Run("/bin/sh", "-c", "psnf_nl='\n'\n" + script[start..end] + "psnf_expect=$1 psnf_live=$2\npsnf_compare 'web dns' && printf '%s/%s' \"$psnf_diff\" \"$psnf_kept\"", "sh", Lines(expect), Lines(live));
+        Assert.Equal(0, r.Code);
+        Assert.Equal(diff + "/" + kept, r.Output);
+    }
+
+    [Fact]
+    public void Pick_keeps_the_deletes_and_rules_of_the_names_to_restore_and_counts_the_deletes()
+    {
+        var script = RestoreScriptGenerator.Generate(Set());
+        var start = script.IndexOf("psnf_name() {", StringComparison.Ordinal);
+        var end = script.IndexOf("# psnf_main ", start, StringComparison.Ordinal);
+        var r = Run(
+            "/bin/sh",
+            "-c",
+            "psnf_nl='\n'\n" + script[start..end] + "psnf_diff=' web -A ' psnf_count=0\npsnf_pick \"$1\"\nprintf '%s' \"$psnf_o\"\npsnf_pick \"$2\"\nprintf '%s%s' \"$psnf_o\" \"$psnf_count\"",
+            "sh",
+            "=web -D P 3\n=dns -D P 2\n=-A -D P 5\n=web -D P 1\n",
+            "-A P -c psnf:v1:dns:dnat -j DNAT\n-A P -c \"psnf:v1:web:dnat:snat:\" -j DNAT\n");
+        Assert.Equal(0, r.Code);
+        Assert.Equal("-D P 3\n-D P 5\n-D P 1\n-A P -c \"psnf:v1:web:dnat:snat:\" -j DNAT\n3", r.Output);
     }
 
     internal static (int Code, string Output) Run(string program, params string[] args)

@@ -24,7 +24,7 @@ public sealed class PersistenceInstallerTests : IDisposable
     {
         var plan = ServiceInstaller.Plan(Set(), _root);
         Assert.True(plan.Changed);
-        Assert.Equal(new[] { FileChange.Created, FileChange.Created, FileChange.Created }, plan.Files.Select(f => f.Change));
+        Assert.Equal(Enumerable.Repeat(FileChange.Created, 12), plan.Files.Select(f => f.Change));
         ServiceInstaller.Apply(plan);
 
         var script = Path.Combine(_root, "etc/psnetfilter/psnetfilter/apply.sh");
@@ -35,6 +35,15 @@ public sealed class PersistenceInstallerTests : IDisposable
         Assert.Equal(AtomicFile.Mode0644, File.GetUnixFileMode(script));
         Assert.Equal(AtomicFile.Mode0644, File.GetUnixFileMode(unit));
         Assert.Equal("/etc/systemd/system/psnetfilter.service", new FileInfo(link).LinkTarget);
+        var helper = Path.Combine(_root, "etc/systemd/system/psnetfilter-reapply.service");
+        Assert.Equal(SystemdUnitGenerator.GenerateReapply(Set()), File.ReadAllText(helper));
+        Assert.Equal(AtomicFile.Mode0644, File.GetUnixFileMode(helper));
+        foreach (var manager in SystemdUnitGenerator.FollowedManagers)
+        {
+            // What `systemctl --root enable psnetfilter-reapply.service` makes of its [Install] WantedBy=.
+            Assert.Equal("/etc/systemd/system/psnetfilter-reapply.service", new FileInfo(Path.Combine(_root, $"etc/systemd/system/{manager}.wants/psnetfilter-reapply.service")).LinkTarget);
+        }
+
         Assert.Equal(AtomicFile.Mode0755, File.GetUnixFileMode(Path.Combine(_root, "etc/psnetfilter/psnetfilter")) & AtomicFile.Mode0755);
         Assert.Empty(TempFiles());
     }
@@ -57,7 +66,7 @@ public sealed class PersistenceInstallerTests : IDisposable
     {
         ServiceInstaller.Apply(ServiceInstaller.Plan(Set(), _root));
         var plan = ServiceInstaller.Plan(Set("psnetfilter.service", null, Web), _root);
-        Assert.Equal(new[] { FileChange.Updated, FileChange.Updated, FileChange.Unchanged }, plan.Files.Select(f => f.Change));
+        Assert.Equal(new[] { FileChange.Updated, FileChange.Updated }.Concat(Enumerable.Repeat(FileChange.Unchanged, 10)), plan.Files.Select(f => f.Change));
         ServiceInstaller.Apply(plan);
         Assert.Equal(new[] { "web" }, BootSetReader.Parse(File.ReadAllText(Path.Combine(_root, "etc/psnetfilter/psnetfilter/apply.sh")))!.ForwardNames);
         Assert.Empty(TempFiles());
@@ -145,11 +154,16 @@ public sealed class PersistenceInstallerTests : IDisposable
         ServiceInstaller.Apply(ServiceInstaller.Plan(Set("other.service", null, Web), _root));
         var paths = new ServicePaths(_root, "psnetfilter.service");
         var files = ServiceInstaller.FindFiles(paths);
-        Assert.Equal(3, files.Count);
+        Assert.Equal(12, files.Count);
         ServiceInstaller.Remove(paths, files);
         Assert.Empty(ServiceInstaller.FindFiles(paths));
         Assert.False(Directory.Exists(Path.Combine(_root, "etc/psnetfilter/psnetfilter")));
-        Assert.Equal(3, ServiceInstaller.FindFiles(new ServicePaths(_root, "other.service")).Count);
+        Assert.DoesNotContain(Tree(), p => p.Contains("psnetfilter-reapply", StringComparison.Ordinal));
+        var other = new ServicePaths(_root, "other.service");
+        Assert.Equal(12, ServiceInstaller.FindFiles(other).Count);
+        Assert.True(Directory.Exists(Path.Combine(_root, "etc/systemd/system/nftables.service.wants")), "other's helper link is still there");
+        ServiceInstaller.Remove(other, ServiceInstaller.FindFiles(other));
+        Assert.Equal(new[] { "etc", "etc/psnetfilter", "etc/systemd", "etc/systemd/system", "etc/systemd/system/multi-user.target.wants" }, Tree());
     }
 
     private string[] Tree() =>

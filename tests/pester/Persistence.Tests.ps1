@@ -42,6 +42,8 @@ Describe $PersistTitle -Skip:([bool]$PersistSkipReason) {
             'debootstrap' = 'debootstrap'; 'systemd-nspawn' = 'systemd-container'; 'nsenter' = 'util-linux'
         }
 
+        $script:FollowedManagers = 'netfilter-persistent.service', 'nftables.service', 'firewalld.service', 'iptables.service', 'ip6tables.service',
+        'docker.service', 'libvirtd.service', 'virtnetworkd.service'
         $script:FixtureDir = Join-Path $PSScriptRoot '../fixtures/foreign'
         $script:Work = Join-Path ([IO.Path]::GetTempPath()) ('psnfp-persist-' + [guid]::NewGuid().ToString('n').Substring(0, 8))
         $null = New-Item -ItemType Directory -Path $script:Work
@@ -50,6 +52,8 @@ Describe $PersistTitle -Skip:([bool]$PersistSkipReason) {
         $script:HostFiles = [System.Collections.Generic.List[string]]::new()
         $script:Overlay = $null
         $script:Container = $null
+        $script:NftContainer = $null
+        $script:NftOverlays = [System.Collections.Generic.List[object]]::new()
         $script:RootCount = 0
 
         function script:New-TestRoot {
@@ -136,6 +140,8 @@ Describe $PersistTitle -Skip:([bool]$PersistSkipReason) {
     AfterAll {
         if ($script:Container) { $null = Stop-PsnfpContainer $script:Container }
         if ($script:Overlay) { Remove-PsnfpOverlay $script:Overlay }
+        if ($script:NftContainer) { $null = Stop-PsnfpContainer $script:NftContainer }
+        foreach ($o in $script:NftOverlays) { Remove-PsnfpOverlay $o }
         foreach ($unit in $script:HostFiles) { Remove-HostUnit $unit }
         foreach ($lab in $script:Labs) { Remove-PSNetfilterLab -Lab $lab -ErrorAction Continue }
         Remove-PsnfpNamespace $script:Namespaces
@@ -150,7 +156,7 @@ Describe $PersistTitle -Skip:([bool]$PersistSkipReason) {
             $svc.Root | Should -Be $script:Root1
             $svc.UnitPath | Should -Be "$($script:Root1)/etc/systemd/system/psnetfilter.service"
             $svc.ScriptPath | Should -Be "$($script:Root1)/etc/psnetfilter/psnetfilter/apply.sh"
-            $svc.Files.Count | Should -Be 3
+            $svc.Files.Count | Should -Be 12
             @($svc.Forwards.Name) | Should -Be @('dns', 'web', 'web.v6')
             @($svc.Forwards | Where-Object { -not $_.Persisted }).Count | Should -Be 0
             $svc.Enabled | Should -BeTrue
@@ -161,10 +167,19 @@ Describe $PersistTitle -Skip:([bool]$PersistSkipReason) {
             Get-Stat $svc.ScriptPath | Should -Be '644 0 0'
             $link = Get-Item -LiteralPath "$($script:Root1)/etc/systemd/system/multi-user.target.wants/psnetfilter.service" -Force
             $link.LinkTarget | Should -Be '/etc/systemd/system/psnetfilter.service'
-            Get-Tree $script:Root1 | Should -Be @(
+            Get-Stat "$($script:Root1)/etc/systemd/system/psnetfilter-reapply.service" | Should -Be '644 0 0'
+            [string[]]$tree = @(
                 'etc dir', 'etc/psnetfilter dir', 'etc/psnetfilter/psnetfilter dir', 'etc/psnetfilter/psnetfilter/apply.sh file',
                 'etc/systemd dir', 'etc/systemd/system dir', 'etc/systemd/system/multi-user.target.wants dir',
-                'etc/systemd/system/multi-user.target.wants/psnetfilter.service link', 'etc/systemd/system/psnetfilter.service file')
+                'etc/systemd/system/multi-user.target.wants/psnetfilter.service link', 'etc/systemd/system/psnetfilter.service file',
+                'etc/systemd/system/psnetfilter-reapply.service file')
+            foreach ($m in $script:FollowedManagers) {
+                # The re-apply helper is wanted by every firewall manager it follows, installed or not.
+                $tree += "etc/systemd/system/$m.wants dir", "etc/systemd/system/$m.wants/psnetfilter-reapply.service link"
+                (Get-Item -LiteralPath "$($script:Root1)/etc/systemd/system/$m.wants/psnetfilter-reapply.service" -Force).LinkTarget | Should -Be '/etc/systemd/system/psnetfilter-reapply.service'
+            }
+            [Array]::Sort($tree, [StringComparer]::Ordinal)
+            Get-Tree $script:Root1 | Should -Be $tree
         }
 
         It 'writes a unit with the restore-unit conventions and no Conflicts= with other firewalls' {
@@ -249,6 +264,7 @@ Describe $PersistTitle -Skip:([bool]$PersistSkipReason) {
                 if ($case.Ns) { $params.NetworkNamespace = $case.Ns }
                 $svc = Get-PortForward -NetworkNamespace $script:Src $case.Forwards | Install-PortForwardService @params
                 $units.Add($svc.UnitPath)
+                $units.Add(($svc.UnitPath -replace '\.service$', '-reapply.service'))
                 (Invoke-PsnfpProcess /bin/sh -ArgumentList @('-n', $svc.ScriptPath)).ExitCode | Should -Be 0
             }
             foreach ($u in $units) {
@@ -683,6 +699,152 @@ Describe $PersistTitle -Skip:([bool]$PersistSkipReason) {
             $script:Overlay = $null
             Test-PsnfpMounted $root | Should -BeFalse
             @(Get-Content -LiteralPath /proc/mounts | Where-Object { $_ -match 'psnfp-boot-' }).Count | Should -Be 0
+        }
+    }
+
+    Context 'beside nftables.service with Debian''s stock /etc/nftables.conf (flush ruleset): the forwards come back by themselves' {
+        BeforeAll {
+            $script:RootfsN = Get-PsnfpRootfs
+            $src = New-TestNamespace -Suffix nftsrc
+            $script:SrcN = $src
+            $w = @{ NetworkNamespace = $src; WarningAction = 'SilentlyContinue' }
+            $null = New-PortForward @w -Name A -ExternalPort 8080 -InternalAddress 198.51.100.10 -SnatAddress 198.51.100.1
+            $null = New-PortForward @w -Name B -ExternalAddress 2001:db8:1::1 -ExternalPort 8081 -InternalAddress 2001:db8:2::10 -InternalPort 8080 -Masquerade
+            $script:LabN = New-TestLab
+            $script:OverlayN = New-PsnfpOverlay -Rootfs $script:RootfsN
+            $script:NftOverlays.Add($script:OverlayN)
+            $null = Get-PortForward -NetworkNamespace $src A, B | Install-PortForwardService -Root $script:OverlayN.Root -NoStart -WarningAction SilentlyContinue
+            # Enable nftables.service as `systemctl enable nftables` does (Debian ships it disabled).
+            $wants = "$($script:OverlayN.Root)/etc/systemd/system/sysinit.target.wants"
+            $null = New-Item -ItemType Directory -Force -Path $wants
+            $null = New-Item -ItemType SymbolicLink -Path "$wants/nftables.service" -Target /lib/systemd/system/nftables.service
+
+            function script:Invoke-InN([string[]]$Arguments) { Invoke-PsnfpContainer -Container $script:NftContainer -ArgumentList $Arguments }
+            function script:Get-Counted([string]$Namespace) {
+                # Both families with counters, in order, without the timestamp comments.
+                $lines = foreach ($tool in 'iptables-save', 'ip6tables-save') {
+                    (Invoke-PsnfpProcess ip -ArgumentList @('netns', 'exec', $Namespace, $tool, '-c') -Check).StdOut -split "`n" | Where-Object { $_ -and -not $_.StartsWith('#') }
+                }
+                $lines -join "`n"
+            }
+            function script:Wait-Forwards([string]$Namespace, [string[]]$Names) {
+                # The unit's reload runs as a job of its own (propagated, or queued by the helper): poll.
+                $deadline = [DateTime]::UtcNow.AddSeconds(30)
+                do {
+                    $fwd = @(Get-PortForward -NetworkNamespace $Namespace -WarningAction SilentlyContinue)
+                    if ((@($fwd | ForEach-Object Name) -join ',') -eq ($Names -join ',') -and -not ($fwd | Where-Object Status -NE 'Complete')) { return $true }
+                    Start-Sleep -Milliseconds 250
+                } while ([DateTime]::UtcNow -lt $deadline)
+                $false
+            }
+            function script:Add-Marker([string]$Namespace) {
+                Invoke-PsnfpProcess ip -ArgumentList @('netns', 'exec', $Namespace, 'iptables', '-t', 'filter', '-N', 'H6B-MARK') -Check | Out-Null
+            }
+            function script:Test-Marker([string]$Namespace) {
+                (Invoke-PsnfpProcess ip -ArgumentList @('netns', 'exec', $Namespace, 'iptables', '-t', 'filter', '-S', 'H6B-MARK')).ExitCode -eq 0
+            }
+            function script:Get-ReloadCount {
+                @((Invoke-InN @('journalctl', '-u', 'psnetfilter.service', '--no-pager', '-o', 'cat')).StdOut -split "`n" | Where-Object { $_ -match 'IPv4: restored A \(.*left alone: none' }).Count
+            }
+        }
+
+        It 'the unit and its re-apply helper pass systemd-analyze verify in an image with nftables.service and in one without any followed manager' {
+            foreach ($u in 'psnetfilter.service', 'psnetfilter-reapply.service') {
+                $r = Test-PsnfpUnitFile -Path "/etc/systemd/system/$u" -Root $script:OverlayN.Root
+                $r.Output | Should -BeNullOrEmpty -Because "verify of $u with nftables.service installed and enabled"
+                $r.ExitCode | Should -Be 0
+            }
+            # Without: a copy of the image whose nftables.service is removed, so none of the followed managers exists.
+            $bare = New-PsnfpOverlay -Rootfs $script:RootfsN
+            $script:NftOverlays.Add($bare)
+            Remove-Item -LiteralPath "$($bare.Root)/usr/lib/systemd/system/nftables.service" -Force -ErrorAction SilentlyContinue
+            Remove-Item -LiteralPath "$($bare.Root)/lib/systemd/system/nftables.service" -Force -ErrorAction SilentlyContinue
+            foreach ($m in $script:FollowedManagers) {
+                Test-Path -LiteralPath "$($bare.Root)/usr/lib/systemd/system/$m" | Should -BeFalse
+            }
+            $null = Get-PortForward -NetworkNamespace $script:SrcN A | Install-PortForwardService -Root $bare.Root -NoStart -WarningAction SilentlyContinue
+            foreach ($u in 'psnetfilter.service', 'psnetfilter-reapply.service') {
+                $r = Test-PsnfpUnitFile -Path "/etc/systemd/system/$u" -Root $bare.Root
+                $r.Output | Should -BeNullOrEmpty -Because "verify of $u without any followed manager installed"
+                $r.ExitCode | Should -Be 0
+            }
+        }
+
+        It 'boots: nftables.service flushes the ruleset first, then the unit restores the forwards, and they carry traffic' {
+            $script:NftContainer = Start-PsnfpContainer -Root $script:OverlayN.Root -Namespace $script:LabN.Gateway -LogPath "$($script:OverlayN.Dir)/nspawn.log"
+            (Invoke-InN @('systemctl', 'is-active', 'nftables.service')).StdOut.Trim() | Should -Be 'active'
+            (Invoke-InN @('systemctl', 'is-active', 'psnetfilter.service')).StdOut.Trim() | Should -Be 'active'
+            Wait-Forwards $script:LabN.Gateway @('A', 'B') | Should -BeTrue
+            (Invoke-PsnfpProcess ip -ArgumentList @('netns', 'exec', $script:LabN.Gateway, 'nft', 'list', 'table', 'inet', 'filter')).ExitCode | Should -Be 0 -Because 'the stock nftables.conf was loaded'
+            Invoke-PSNetfilterLabProbe -Lab $script:LabN -Protocol Tcp -Address 203.0.113.1 -Port 8080 | Should -Be 'hello from server; you are 198.51.100.1 proto tcp port 8080'
+        }
+
+        It 'a start, a reload and the helper over identical live forwards change nothing: rule order and counters stay' {
+            $gw = $script:LabN.Gateway
+            foreach ($i in 1..3) { $null = Invoke-PSNetfilterLabProbe -Lab $script:LabN -Protocol Tcp -Address 203.0.113.1 -Port 8080 }
+            $null = Invoke-PSNetfilterLabProbe -Lab $script:LabN -Protocol Tcp -Address '[2001:db8:1::1]' -Port 8081
+            $before = Get-Counted $gw
+            $dnat = $before -split "`n" | Where-Object { $_ -match 'psnf:v1:A:dnat' }
+            $dnat | Should -Match '^\[[1-9]\d*:[1-9]\d*\] ' -Because 'the forward carried traffic, so a reset would show'
+            $r = Invoke-InN @('/bin/sh', '/etc/psnetfilter/psnetfilter/apply.sh', 'start')
+            $r.ExitCode | Should -Be 0 -Because $r.Output
+            $r.Output | Should -Match 'IPv4: restored A \(iptables nft; live as saved and left alone: A; 0 live rules'
+            $r.Output | Should -Match 'IPv6: restored B \(ip6tables nft; live as saved and left alone: B; 0 live rules'
+            Get-Counted $gw | Should -Be $before
+            $r = Invoke-InN @('systemctl', 'reload', 'psnetfilter.service')
+            $r.ExitCode | Should -Be 0 -Because $r.Output
+            Get-Counted $gw | Should -Be $before
+            $r = Invoke-InN @('systemctl', 'start', 'psnetfilter-reapply.service')
+            $r.ExitCode | Should -Be 0 -Because $r.Output
+            Start-Sleep -Seconds 2
+            (Invoke-InN @('systemctl', 'list-jobs', '--no-legend')).StdOut.Trim() | Should -BeNullOrEmpty
+            Get-Counted $gw | Should -Be $before
+        }
+
+        It 'systemctl reload nftables wipes the forwards (flush ruleset) and they come back by themselves' {
+            $gw = $script:LabN.Gateway
+            Add-Marker $gw
+            $n = Get-ReloadCount
+            $r = Invoke-InN @('systemctl', 'reload', 'nftables.service')
+            $r.ExitCode | Should -Be 0 -Because $r.Output
+            Test-Marker $gw | Should -BeFalse -Because 'the flush deleted the iptables-nft tables'
+            Wait-Forwards $gw @('A', 'B') | Should -BeTrue
+            Get-ReloadCount | Should -Be ($n + 1) -Because 'the unit was reloaded once and found nothing live'
+            Invoke-PSNetfilterLabProbe -Lab $script:LabN -Protocol Tcp -Address 203.0.113.1 -Port 8080 | Should -Be 'hello from server; you are 198.51.100.1 proto tcp port 8080'
+            Invoke-PSNetfilterLabProbe -Lab $script:LabN -Protocol Tcp -Address '[2001:db8:1::1]' -Port 8081 | Should -Be 'hello from server; you are 2001:db8:2::1 proto tcp port 8080'
+        }
+
+        It 'systemctl restart nftables wipes the forwards and they come back by themselves (the re-apply helper)' {
+            $gw = $script:LabN.Gateway
+            Add-Marker $gw
+            $n = Get-ReloadCount
+            $r = Invoke-InN @('systemctl', 'restart', 'nftables.service')
+            $r.ExitCode | Should -Be 0 -Because $r.Output
+            Test-Marker $gw | Should -BeFalse
+            Wait-Forwards $gw @('A', 'B') | Should -BeTrue
+            Get-ReloadCount | Should -Be ($n + 1)
+            (Invoke-InN @('systemctl', 'is-active', 'psnetfilter.service')).StdOut.Trim() | Should -Be 'active'
+            Invoke-PSNetfilterLabProbe -Lab $script:LabN -Protocol Tcp -Address 203.0.113.1 -Port 8080 | Should -Be 'hello from server; you are 198.51.100.1 proto tcp port 8080'
+        }
+
+        It 'a stopped unit stays stopped when nftables restarts: the helper only reloads an active unit' {
+            $gw = $script:LabN.Gateway
+            (Invoke-InN @('systemctl', 'stop', 'psnetfilter.service')).ExitCode | Should -Be 0
+            @(Get-PortForward -NetworkNamespace $gw -WarningAction SilentlyContinue).Count | Should -Be 0
+            (Invoke-InN @('systemctl', 'restart', 'nftables.service')).ExitCode | Should -Be 0
+            Start-Sleep -Seconds 2
+            (Invoke-InN @('systemctl', 'is-active', 'psnetfilter.service')).StdOut.Trim() | Should -Not -Be 'active'
+            @(Get-PortForward -NetworkNamespace $gw -WarningAction SilentlyContinue).Count | Should -Be 0
+        }
+
+        It 'cleans up: container stopped, overlays unmounted' {
+            Stop-PsnfpContainer $script:NftContainer | Should -BeTrue
+            $script:NftContainer = $null
+            foreach ($o in @($script:NftOverlays)) {
+                Remove-PsnfpOverlay $o
+                Test-PsnfpMounted $o.Root | Should -BeFalse
+            }
+            $script:NftOverlays.Clear()
         }
     }
 }

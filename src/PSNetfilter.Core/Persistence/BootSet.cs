@@ -139,6 +139,15 @@ public sealed class ServicePaths
 
     public string WantsLink => WantsDirectory + "/" + UnitName;
 
+    /// <summary>The re-apply helper of the unit (<see cref="SystemdUnitGenerator.GenerateReapply"/>).</summary>
+    public string ReapplyUnitName => ServiceNames.ReapplyName(UnitName);
+
+    public string ReapplyUnitFile => SystemdDirectory + "/" + ReapplyUnitName;
+
+    /// <summary>The helper's links in the .wants folder of each followed firewall manager.</summary>
+    public IReadOnlyList<string> ReapplyLinks =>
+        SystemdUnitGenerator.FollowedManagers.Select(m => SystemdDirectory + "/" + m + ".wants/" + ReapplyUnitName).ToList();
+
     /// <summary>A path of the target system as seen from here: under <see cref="Root"/>.</summary>
     public string OnRoot(string targetPath) => IsHostRoot ? targetPath : Root + targetPath;
 

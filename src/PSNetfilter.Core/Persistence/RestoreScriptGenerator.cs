@@ -231,15 +231,15 @@ psnf_lock() {
 #   psnf_full    " C ... "      the module chains that hold at least one rule
 #   psnf_links   " P>C@N ... "  jumps to module chains: rule N of P (a module chain, or the built-in chain
 #                               of a hook), highest N first within each P
-#   psnf_dels    "-D C N" lines for the rules tagged with a saved name, highest N first within each C
-#   psnf_ndel    how many those are
+#   psnf_dels    "=NAME -D C N" lines for the rules tagged with a saved name, highest N first within each C
+#   psnf_live    "TABLE RULE" lines: those rules as iptables-save prints them (added to, never reset here)
 # Positions count the rules of each chain, which iptables-save prints together (checked).
 psnf_scan() {
     if ! psnf_d=$("$psnf_save" -t "$1"); then
         psnf_err "$psnf_save -t $1 failed"
         return 1
     fi
-    psnf_chains=' ' psnf_full=' ' psnf_links=' ' psnf_dels='' psnf_ndel=0 psnf_seen=' ' psnf_cur='' psnf_pos=0
+    psnf_chains=' ' psnf_full=' ' psnf_links=' ' psnf_dels='' psnf_seen=' ' psnf_cur='' psnf_pos=0
     while IFS= read -r psnf_l; do
         case $psnf_l in
             :PSNF-*)
@@ -263,8 +263,9 @@ psnf_scan() {
                     PSNF-*)
                         case $psnf_full in *" $psnf_c "*) ;; *) psnf_full="$psnf_full$psnf_c " ;; esac
                         if psnf_saved "$psnf_l"; then
-                            psnf_dels="-D $psnf_c $psnf_pos$psnf_nl$psnf_dels"
-                            psnf_ndel=$((psnf_ndel + 1))
+                            psnf_name "$psnf_l"
+                            psnf_dels="=$psnf_n -D $psnf_c $psnf_pos$psnf_nl$psnf_dels"
+                            psnf_live="$psnf_live$1 $psnf_l$psnf_nl"
                             continue
                         fi
                         case $psnf_l in *psnf:v1:*) continue ;; esac
@@ -309,10 +310,100 @@ psnf_section() {
     fi
 }
 
+# psnf_name LINE: sets psnf_n to the forward name in the tag of LINE (an iptables-save line or a saved rule).
+psnf_name() {
+    psnf_n=${1#*psnf:v1:}
+    psnf_n=${psnf_n%%:*}
+}
+
+# psnf_pick TEXT: sets psnf_o to the lines of TEXT that belong to a name in psnf_diff (" NAME ... "), and
+# adds their number to psnf_count. A line is "=NAME -D C N" (a delete: the name is cut off; '=' is in no name,
+# so a forward named -A is no rule) or a saved rule ("-A CHAIN ...").
+psnf_pick() {
+    psnf_o=''
+    while IFS= read -r psnf_l; do
+        case $psnf_l in
+            '') continue ;;
+            =*)
+                psnf_n=${psnf_l%% *} psnf_l=${psnf_l#* }
+                psnf_n=${psnf_n#=}
+                case $psnf_diff in *" $psnf_n "*) psnf_count=$((psnf_count + 1)) ;; esac
+                ;;
+            *) psnf_name "$psnf_l" ;;
+        esac
+        case $psnf_diff in *" $psnf_n "*) psnf_o="$psnf_o$psnf_l$psnf_nl" ;; esac
+    done <<PSNF_PICK
+$1
+PSNF_PICK
+}
+
+# psnf_probe IPV4|IPV6: sets psnf_expect to the family's saved rules as "TABLE RULE" lines in the exact form
+# iptables-save prints them, learned by loading them into a throwaway network namespace (unshare -n) with the
+# tools that read the live rules. Fails (and nothing is compared) when that is not possible here.
+psnf_probe() {
+    psnf_expect='' psnf_pl=''
+    for psnf_tb in $PSNF_TABLES; do
+        eval "psnf_r=\$PSNF_$1_${psnf_tb}_RULES"
+        [ -n "$psnf_r" ] || continue
+        psnf_decl=' '
+        psnf_pl="$psnf_pl*$psnf_tb$psnf_nl"
+        while read -r psnf_a psnf_c psnf_s; do
+            case $psnf_decl in
+                *" $psnf_c "*) ;;
+                *) psnf_decl="$psnf_decl$psnf_c " psnf_pl="$psnf_pl:$psnf_c - [0:0]$psnf_nl" ;;
+            esac
+        done <<PSNF_RULES
+$psnf_r
+PSNF_RULES
+        psnf_pl="$psnf_pl$psnf_r${psnf_nl}COMMIT$psnf_nl"
+    done
+    command -v unshare >/dev/null 2>&1 && command -v sort >/dev/null 2>&1 && command -v uniq >/dev/null 2>&1 || return 1
+    psnf_d=$(printf '%s' "$psnf_pl" | unshare -n /bin/sh -c '
+        r=$1 s=$2
+        shift 2
+        "$r" -w >/dev/null 2>&1 || exit 1
+        for t; do "$s" -t "$t" 2>/dev/null || exit 1; done' psnf-probe "$psnf_restore" "$psnf_save" $PSNF_TABLES) || return 1
+    psnf_tb=''
+    while IFS= read -r psnf_l; do
+        case $psnf_l in
+            '*'*) psnf_tb=${psnf_l#\*} ;;
+            '-A PSNF-'*) psnf_expect="$psnf_expect$psnf_tb $psnf_l$psnf_nl" ;;
+        esac
+    done <<PSNF_DUMP
+$psnf_d
+PSNF_DUMP
+    [ -n "$psnf_expect" ]
+}
+
+# psnf_compare NAMES: sets psnf_diff to " NAME ... ", the saved names whose live rules (psnf_live) are not
+# exactly their saved rules as printed (psnf_expect): a rule missing, changed, moved to another chain, or
+# one copy too many. Both sides are counted per distinct line (sort | uniq -c); a counted line found on one
+# side only names its forward. Names left out of psnf_diff are live as saved and are not touched.
+psnf_compare() {
+    psnf_diff=' '
+    psnf_d=$({
+        printf '%s' "$psnf_expect" | sort | uniq -c
+        printf '%s' "$psnf_live" | sort | uniq -c
+    } | sort | uniq -u) || return 1
+    while IFS= read -r psnf_l; do
+        [ -n "$psnf_l" ] || continue
+        psnf_name "$psnf_l"
+        case $psnf_diff in *" $psnf_n "*) ;; *) psnf_diff="$psnf_diff$psnf_n " ;; esac
+    done <<PSNF_DIFF
+$psnf_d
+PSNF_DIFF
+    psnf_kept=''
+    for psnf_n in $1; do
+        case $psnf_diff in *" $psnf_n "*) ;; *) psnf_kept="$psnf_kept${psnf_kept:+ }$psnf_n" ;; esac
+    done
+}
+
 # psnf_main ACTION TABLE HOOKS TREE RULES: the TABLE section of the main transaction. start: missing
-# chains and jumps, the deletes, the saved rules; stop: the deletes.
+# chains and jumps, the deletes and the saved rules of the names in psnf_diff; stop: the deletes.
 psnf_main() {
     psnf_scan "$2" || return 1
+    psnf_pick "$psnf_dels"
+    psnf_dels=$psnf_o
     psnf_decl='' psnf_ins='' psnf_app=''
     if [ "$1" = start ]; then
         while read -r psnf_b psnf_c; do
@@ -338,9 +429,8 @@ PSNF_HOOKS
         done <<PSNF_TREE
 $4
 PSNF_TREE
-        if [ -n "$5" ]; then
-            psnf_app="$psnf_app$5$psnf_nl"
-        fi
+        psnf_pick "$5"
+        psnf_app="$psnf_app$psnf_o"
     fi
     psnf_section "$2" "$psnf_decl$psnf_ins$psnf_dels$psnf_app"
 }
@@ -382,11 +472,21 @@ psnf_family() {
     psnf_save=$psnf_t
     psnf_tool "$3" -restore || return 1
     psnf_restore=$psnf_t
-    psnf_payload='' psnf_count=0
+    eval "psnf_names=\$PSNF_$2_NAMES"
+    psnf_payload='' psnf_count=0 psnf_diff=" $psnf_names " psnf_kept='' psnf_live=''
+    if [ "$1" = start ]; then
+        # A forward that is live exactly as saved is left alone: its rules keep their place and counters.
+        for psnf_tb in $PSNF_TABLES; do
+            psnf_scan "$psnf_tb" || return 1
+        done
+        if ! { psnf_probe "$2" && psnf_compare "$psnf_names"; }; then
+            psnf_err "could not learn how $psnf_save prints the saved rules (unshare -n, sort, uniq): their live copies are replaced"
+            psnf_diff=" $psnf_names " psnf_kept=''
+        fi
+    fi
     for psnf_tb in $PSNF_TABLES; do
         eval "psnf_h=\$PSNF_$2_${psnf_tb}_HOOKS psnf_tr=\$PSNF_$2_${psnf_tb}_TREE psnf_r=\$PSNF_$2_${psnf_tb}_RULES"
         psnf_main "$1" "$psnf_tb" "$psnf_h" "$psnf_tr" "$psnf_r" || return 1
-        psnf_count=$((psnf_count + psnf_ndel))
     done
     if [ -n "$psnf_payload" ]; then
         psnf_apply || return 1
@@ -419,14 +519,16 @@ psnf_forwarding() {
     return 1
 }
 
+# psnf_start start|reload: reload is start for a unit that is already active (systemd's ExecReload=, after a
+# firewall manager reloaded or restarted): the same work, but the keep flag of a stop under way stays.
 psnf_start() {
     psnf_lock
-    rm -f "$PSNF_KEEP"
+    [ "$1" = reload ] || rm -f "$PSNF_KEEP"
     psnf_backend
     psnf_rc=0
     if [ -n "$PSNF_IPV4_NAMES" ]; then
         if psnf_family start IPV4 iptables; then
-            psnf_log "IPv4: restored $PSNF_IPV4_NAMES (iptables $psnf_be; $psnf_count live rules of them replaced)"
+            psnf_log "IPv4: restored $PSNF_IPV4_NAMES (iptables $psnf_be; live as saved and left alone: ${psnf_kept:-none}; $psnf_count live rules of them replaced)"
             psnf_forwarding net.ipv4.ip_forward || psnf_rc=1
         else
             psnf_rc=1
@@ -434,7 +536,7 @@ psnf_start() {
     fi
     if [ -n "$PSNF_IPV6_NAMES" ]; then
         if psnf_family start IPV6 ip6tables; then
-            psnf_log "IPv6: restored $PSNF_IPV6_NAMES (ip6tables $psnf_be; $psnf_count live rules of them replaced)"
+            psnf_log "IPv6: restored $PSNF_IPV6_NAMES (ip6tables $psnf_be; live as saved and left alone: ${psnf_kept:-none}; $psnf_count live rules of them replaced)"
             psnf_forwarding net.ipv6.conf.all.forwarding || psnf_rc=1
         else
             psnf_rc=1
@@ -470,10 +572,10 @@ psnf_stop() {
 }
 
 case ${1:-} in
-    start) psnf_start ;;
+    start | reload) psnf_start "$1" ;;
     stop) psnf_stop ;;
     *)
-        echo "usage: sh $0 start|stop" >&2
+        echo "usage: sh $0 start|reload|stop" >&2
         exit 2
         ;;
 esac

@@ -33,7 +33,10 @@ public sealed class InstallPlan
 
     public ServicePaths Paths { get; }
 
-    /// <summary>The script, the unit file and the enabling symlink, in the order they are committed.</summary>
+    /// <summary>
+    /// The script, the unit file, its re-apply helper, the enabling symlink and the helper's links in the
+    /// followed managers' .wants folders, in the order they are committed.
+    /// </summary>
     public IReadOnlyList<PlannedFile> Files { get; }
 
     public bool Changed => Files.Any(f => f.Change != FileChange.Unchanged);
@@ -44,8 +47,9 @@ public sealed class InstallPlan
 }
 
 /// <summary>
-/// Writes a boot set's files under a root: the script, the unit, and the symlink in
-/// multi-user.target.wants that enables it (what <c>systemctl --root=DIR enable</c> makes). Nothing is
+/// Writes a boot set's files under a root: the script, the unit, its re-apply helper, the symlink in
+/// multi-user.target.wants that enables the unit and the helper's links in the .wants folders of the firewall
+/// managers it follows (what <c>systemctl --root=DIR enable</c> makes of both [Install] sections). Nothing is
 /// written until every new file has been written under a temporary name; then each is renamed into place,
 /// the script first, so the unit never names a script that is not there.
 /// </summary>
@@ -69,9 +73,13 @@ public static class ServiceInstaller
                 paths.Root);
         }
 
-        if (UnitOwnership.FindForeign(paths, uninstall: false) is { } foreign)
+        var reapply = new ServicePaths(paths.Root, paths.ReapplyUnitName);
+        foreach (var p in new[] { paths, reapply })
         {
-            throw UnitOwnership.Foreign(paths, foreign, uninstall: false);
+            if (UnitOwnership.FindForeign(p, uninstall: false) is { } foreign)
+            {
+                throw UnitOwnership.Foreign(p, foreign, uninstall: false);
+            }
         }
 
         var utf8 = new UTF8Encoding(false);
@@ -79,11 +87,18 @@ public static class ServiceInstaller
         {
             File(paths, paths.ScriptFile, utf8.GetBytes(RestoreScriptGenerator.Generate(set))),
             File(paths, paths.UnitFile, utf8.GetBytes(SystemdUnitGenerator.Generate(set))),
+            File(paths, paths.ReapplyUnitFile, utf8.GetBytes(SystemdUnitGenerator.GenerateReapply(set))),
+            Link(paths, paths.WantsLink, paths.UnitFile),
         };
-        var link = paths.OnRoot(paths.WantsLink);
-        var linkState = AtomicFile.IsLinkTo(link, paths.UnitFile) ? FileChange.Unchanged : Exists(link) ? FileChange.Updated : FileChange.Created;
-        files.Add(new PlannedFile(paths.WantsLink, link, null, paths.UnitFile, 0, linkState));
+        files.AddRange(paths.ReapplyLinks.Select(l => Link(paths, l, paths.ReapplyUnitFile)));
         return new InstallPlan(set, paths, files);
+    }
+
+    private static PlannedFile Link(ServicePaths paths, string target, string pointsTo)
+    {
+        var link = paths.OnRoot(target);
+        var state = AtomicFile.IsLinkTo(link, pointsTo) ? FileChange.Unchanged : Exists(link) ? FileChange.Updated : FileChange.Created;
+        return new PlannedFile(target, link, null, pointsTo, 0, state);
     }
 
     /// <summary>
@@ -163,14 +178,23 @@ public static class ServiceInstaller
         {
             foreach (var wants in Directory.EnumerateDirectories(systemd, "*.wants").Order(StringComparer.Ordinal))
             {
-                var link = Path.Combine(wants, paths.UnitName);
-                var info = new FileInfo(link);
-                if (info.LinkTarget is { } target && (target == paths.UnitFile || target == "../" + paths.UnitName))
+                foreach (var name in new[] { paths.UnitName, paths.ReapplyUnitName })
                 {
-                    var targetPath = ServicePaths.SystemdDirectory + "/" + Path.GetFileName(wants) + "/" + paths.UnitName;
-                    result.Add(new PlannedFile(targetPath, link, null, target, 0, FileChange.Removed));
+                    var link = Path.Combine(wants, name);
+                    var info = new FileInfo(link);
+                    if (info.LinkTarget is { } target && (target == ServicePaths.SystemdDirectory + "/" + name || target == "../" + name))
+                    {
+                        var targetPath = ServicePaths.SystemdDirectory + "/" + Path.GetFileName(wants) + "/" + name;
+                        result.Add(new PlannedFile(targetPath, link, null, target, 0, FileChange.Removed));
+                    }
                 }
             }
+        }
+
+        var helper = paths.OnRoot(paths.ReapplyUnitFile);
+        if (Exists(helper) && UnitOwnership.IsModuleUnit(helper))
+        {
+            result.Add(new PlannedFile(paths.ReapplyUnitFile, helper, null, null, 0, FileChange.Removed));
         }
 
         foreach (var p in new[] { paths.UnitFile, paths.ScriptFile })
@@ -185,7 +209,10 @@ public static class ServiceInstaller
         return result;
     }
 
-    /// <summary>Removes the files (links first, the script last) and the unit's folder when it is left empty.</summary>
+    /// <summary>
+    /// Removes the files (links first, the script last), the unit's folder and the followed managers' .wants
+    /// folders when they are left empty.
+    /// </summary>
     /// <exception cref="NetfilterException">RootNotWritable.</exception>
     public static void Remove(ServicePaths paths, IReadOnlyList<PlannedFile> files)
     {
@@ -202,6 +229,12 @@ public static class ServiceInstaller
         }
 
         TryRemoveEmptyDirectory(paths.OnRoot(paths.ConfigDirectory));
+
+        // The .wants folders of the followed managers were made for the helper's links: gone when left empty.
+        foreach (var link in paths.ReapplyLinks)
+        {
+            TryRemoveEmptyDirectory(Path.GetDirectoryName(paths.OnRoot(link))!);
+        }
     }
 
     private static PlannedFile File(ServicePaths paths, string target, byte[] content)

@@ -17,6 +17,12 @@ public static partial class ServiceNames
     /// <summary>systemd's limit on a unit name (UNIT_NAME_MAX minus the terminating NUL).</summary>
     public const int MaxUnitNameLength = 255;
 
+    /// <summary>What a unit's re-apply helper adds to its base name: <c>psnetfilter-reapply.service</c>.</summary>
+    public const string ReapplySuffix = "-reapply";
+
+    /// <summary>The longest base name: its helper's name must fit systemd's limit too.</summary>
+    public const int MaxBaseNameLength = MaxUnitNameLength - 8 - 8; // ".service" and ReapplySuffix
+
     private static readonly string[] OtherUnitTypes =
     {
         ".socket", ".target", ".timer", ".path", ".mount", ".automount", ".swap", ".slice", ".scope", ".device",
@@ -51,7 +57,7 @@ public static partial class ServiceNames
         var full = name.EndsWith(Suffix, StringComparison.Ordinal) ? name : name + Suffix;
         if (!IsValid(full))
         {
-            throw Invalid(name, $"'{PortForwardDefinition.Printable(name)}' is not a valid unit name. Use 1-{MaxUnitNameLength - Suffix.Length} characters from letters, digits, '_', '.' and '-' (not starting with '.' or '-'; no '@' templates, and no ':', which systemd accepts but its tools do not handle well), optionally followed by '.service'.");
+            throw Invalid(name, $"'{PortForwardDefinition.Printable(name)}' is not a valid unit name. Use 1-{MaxBaseNameLength} characters from letters, digits, '_', '.' and '-' (not starting with '.' or '-'; no '@' templates, and no ':', which systemd accepts but its tools do not handle well), optionally followed by '.service'. A name ending in '{ReapplySuffix}' is taken: it names the re-apply helper of another unit.");
         }
 
         return full;
@@ -59,9 +65,14 @@ public static partial class ServiceNames
 
     /// <summary>True for <c>PREFIX.service</c> with a prefix systemd accepts and this module can use as a directory name.</summary>
     public static bool IsValid(string? unitName) =>
-        unitName is { Length: <= MaxUnitNameLength }
+        unitName is not null
+        && unitName.Length <= MaxBaseNameLength + Suffix.Length
         && unitName.EndsWith(Suffix, StringComparison.Ordinal)
-        && PrefixRegex().IsMatch(unitName[..^Suffix.Length]);
+        && PrefixRegex().IsMatch(unitName[..^Suffix.Length])
+        && !unitName[..^Suffix.Length].EndsWith(ReapplySuffix, StringComparison.Ordinal);
+
+    /// <summary><c>web.service</c> -> <c>web-reapply.service</c>: the unit's re-apply helper.</summary>
+    public static string ReapplyName(string unitName) => BaseName(unitName) + ReapplySuffix + Suffix;
 
     /// <summary><c>web.service</c> -> <c>web</c>: the name of the unit's folder under /etc/psnetfilter.</summary>
     public static string BaseName(string unitName) =>

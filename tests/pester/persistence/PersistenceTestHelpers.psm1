@@ -167,10 +167,12 @@ function Get-PsnfpAptSource { <# .SYNOPSIS The Debian mirror and suite apt uses 
 function Get-PsnfpRootfs {
     <#
     .SYNOPSIS
-        A minimal Debian rootfs of this machine's suite with systemd, dbus, iptables, iproute2 and procps, built once
-        with debootstrap (--variant=minbase) into /var/cache/psnetfilter-test/rootfs-SUITE (Get-BootedImageRootfs).
+        A minimal Debian rootfs of this machine's suite with systemd, dbus, iptables, nftables, iproute2 and procps,
+        built once with debootstrap (--variant=minbase) into /var/cache/psnetfilter-test/rootfs-SUITE-nft
+        (Get-BootedImageRootfs). nftables.service is installed but not enabled (Debian does not enable it); a test
+        that wants it enables it in its overlay.
     #>
-    Get-BootedImageRootfs -Include systemd, systemd-sysv, dbus, iptables, iproute2, procps -Require '/usr/sbin/iptables' -TimeoutSeconds 900
+    Get-BootedImageRootfs -Flavour 'nft' -Include systemd, systemd-sysv, dbus, iptables, nftables, iproute2, procps -Require '/usr/sbin/iptables', '/usr/sbin/nft' -TimeoutSeconds 900
 }
 
 function New-PsnfpOverlay {

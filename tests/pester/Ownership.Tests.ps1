@@ -172,6 +172,22 @@ h1u-blank,8092,198.51.100.10,198.51.100.1,
             @($errs | ForEach-Object TargetObject) | Should -Be @('')
         }
 
+        It 'a blank NetworkNamespace cell after a row that named one is an error for that row in Remove-, Test- and Get-PortForward' {
+            $csv = @"
+Name,NetworkNamespace
+h1u-none-a,$($script:Src)
+h1u-none-b,
+"@ | ConvertFrom-Csv
+            $null = $csv | Remove-PortForward -WhatIf -ErrorVariable removeErrs -ErrorAction SilentlyContinue
+            $null = $csv | Test-PortForward -NoConnect -ErrorVariable testErrs -ErrorAction SilentlyContinue
+            $null = $csv | Get-PortForward -ErrorVariable getErrs -ErrorAction SilentlyContinue
+            foreach ($case in @(@('RemovePortForwardCommand', $removeErrs), @('TestPortForwardCommand', $testErrs), @('GetPortForwardCommand', $getErrs))) {
+                $ids = @($case[1] | ForEach-Object FullyQualifiedErrorId)
+                $ids | Should -Contain "InvalidNetworkNamespace,PSNetfilter.Commands.$($case[0])"
+                @($case[1] | Where-Object { $_.FullyQualifiedErrorId -like 'InvalidNetworkNamespace*' }).Count | Should -Be 1
+            }
+        }
+
         It 'Install-PortForwardService -NetworkNamespace "ns1`n" writes no unit' {
             $root = Join-Path $script:Work 'newline'
             $null = New-Item -ItemType Directory -Path $root

@@ -35,7 +35,7 @@ public sealed class GetPortForwardCommand : PSNetfilterCmdlet
     {
         try
         {
-            var ns = NetworkNamespaceName.Check(NetworkNamespace);
+            var ns = PipedNamespace(NetworkNamespace);
             // Persisted: the forward is in a boot set installed on this machine for this namespace.
             var persisted = PSNetfilter.Core.Persistence.BootSetReader.PersistedNames("/", ns);
             var manager = new PSNetfilter.Core.Apply.PortForwardManager(CreateHost(ns), this) { IsPersisted = persisted.Contains };

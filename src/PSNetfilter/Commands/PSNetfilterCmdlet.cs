@@ -86,6 +86,30 @@ public abstract class PSNetfilterCmdlet : PSCmdlet, IChangeObserver
             forward);
     }
 
+    private bool _namespaceFromPipeline;
+
+    /// <summary>
+    /// The namespace a name-selected item acts on. A CSV row whose NetworkNamespace cell is blank reaches the
+    /// parameter as $null (ConvertFrom-Csv and Import-Csv give a blank last cell so), which would mean the host:
+    /// once an earlier item of the pipeline bound a namespace, an item without one is refused
+    /// (InvalidNetworkNamespace), as an empty name is, rather than acting on the host.
+    /// </summary>
+    protected string? PipedNamespace(string? value)
+    {
+        if (CommandLine.Contains("NetworkNamespace"))
+        {
+            return NetworkNamespaceName.Check(value);
+        }
+
+        if (value is not null)
+        {
+            _namespaceFromPipeline = true;
+            return NetworkNamespaceName.Check(value);
+        }
+
+        return _namespaceFromPipeline ? NetworkNamespaceName.Check(string.Empty) : null;
+    }
+
     protected static string Where(string? ns) => ns is null ? "the host's network namespace" : $"network namespace '{ns}'";
 
     /// <summary>-WhatIf, given or by $WhatIfPreference: nothing will be applied.</summary>

@@ -63,9 +63,10 @@ public sealed class RemovePortForwardCommand : PSNetfilterCmdlet
 
         try
         {
+            var ns = PipedNamespace(NetworkNamespace);
             foreach (var selector in ParseNames(Name))
             {
-                Queue(NetworkNamespace, selector);
+                Queue(ns, selector);
             }
         }
         catch (NetfilterException ex)

@@ -61,9 +61,10 @@ public sealed class TestPortForwardCommand : PSNetfilterCmdlet
             }
             else
             {
+                var ns = PipedNamespace(NetworkNamespace);
                 foreach (var selector in ParseNames(Name ?? new[] { "*" }))
                 {
-                    Add(NetworkNamespace, selector);
+                    Add(ns, selector);
                 }
             }
         }

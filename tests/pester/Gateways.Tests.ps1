@@ -238,6 +238,24 @@ Describe $GatewayTitle -Tag 'Gateways' -Skip:([bool]$GatewaySkipReason) {
         It 'c) Findings: after the firewalld restart, Get-PortForward and Test-PortForward report the forwards missing' -Tag 'Findings' {
             Assert-ReportedMissing $script:Lab
         }
+
+        It 'c) persisted forwards come back by themselves after systemctl restart and systemctl reload of firewalld' {
+            $null = New-H5lForward -Lab $script:Lab
+            # The unit is written into the booted image (its host namespace is the lab's gateway namespace).
+            $svc = Get-PortForward -NetworkNamespace $script:Lab.Gateway | Install-PortForwardService -Root $script:Lab.Overlay.Root -NoStart -WarningAction SilentlyContinue
+            Invoke-H5lGateway -Lab $script:Lab -ArgumentList @('systemctl', 'daemon-reload') -Check | Out-Null
+            Invoke-H5lGateway -Lab $script:Lab -ArgumentList @('systemctl', 'start', $svc.UnitName) -Check | Out-Null
+            Assert-Traffic $script:Lab $true 'the unit started over the live forwards'
+            foreach ($action in 'restart', 'reload') {
+                Invoke-H5lGateway -Lab $script:Lab -ArgumentList @('systemctl', $action, 'firewalld.service') -TimeoutSeconds 180 -Check | Out-Null
+                Wait-H5lFirewalld -Lab $script:Lab
+                Wait-H5lGatewayCondition -Message "the forwards are back after systemctl $action firewalld" -TimeoutSeconds 60 -Condition {
+                    @(Get-PortForward -NetworkNamespace $script:Lab.Gateway -WarningAction SilentlyContinue | Where-Object Status -eq 'Complete').Count -eq 2
+                }
+                Assert-Traffic $script:Lab $true "the unit re-applied its forwards after systemctl $action firewalld"
+            }
+            @(Test-PortForward -NetworkNamespace $script:Lab.Gateway -NoConnect | Where-Object Check -eq 'Missing') | Should -BeNullOrEmpty
+        }
     }
 
     Context 'd) libvirt 11, firewall_backend = "nftables", default NAT network, a namespace as the guest' {

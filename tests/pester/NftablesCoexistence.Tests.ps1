@@ -19,12 +19,15 @@ BeforeDiscovery {
     $Title = if ($SkipReason) { "Forwards beside other nftables tables (skipped: $SkipReason)" } else { 'Forwards beside other nftables tables' }
 }
 
+BeforeAll {
+    $modulePath = if ($env:PSNETFILTER_TEST_MODULE) { $env:PSNETFILTER_TEST_MODULE } else { Join-Path $PSScriptRoot '../../out/PSNetfilter' }
+    Import-Module (Join-Path $PSScriptRoot '../lab/PSNetfilterLab.psm1') -Force
+    Import-Module (Join-Path $modulePath 'PSNetfilter.psd1') -Force
+    $script:Golden = Join-Path $PSScriptRoot '../PSNetfilter.Tests/Golden/nftjson'
+}
+
 Describe $Title -Skip:([bool]$SkipReason) {
     BeforeAll {
-        $modulePath = if ($env:PSNETFILTER_TEST_MODULE) { $env:PSNETFILTER_TEST_MODULE } else { Join-Path $PSScriptRoot '../../out/PSNetfilter' }
-        Import-Module (Join-Path $PSScriptRoot '../lab/PSNetfilterLab.psm1') -Force
-        Import-Module (Join-Path $modulePath 'PSNetfilter.psd1') -Force
-        $script:Golden = Join-Path $PSScriptRoot '../PSNetfilter.Tests/Golden/nftjson'
         $script:lab = New-PSNetfilterLab -Prefix 'psnfn'
         $script:gw = $script:lab.Gateway
         $null = Start-PSNetfilterLabServer -Lab $script:lab -TcpPort 8080, 8081 -UdpPort 5353
@@ -101,9 +104,6 @@ Describe $Title -Skip:([bool]$SkipReason) {
 
 Describe "$Title - a flush of the whole ruleset" -Skip:([bool]$SkipReason) {
     BeforeAll {
-        $modulePath = if ($env:PSNETFILTER_TEST_MODULE) { $env:PSNETFILTER_TEST_MODULE } else { Join-Path $PSScriptRoot '../../out/PSNetfilter' }
-        Import-Module (Join-Path $PSScriptRoot '../lab/PSNetfilterLab.psm1') -Force
-        Import-Module (Join-Path $modulePath 'PSNetfilter.psd1') -Force
         $script:lab = New-PSNetfilterLab -Prefix 'psnfq'
         $script:gw = $script:lab.Gateway
         $null = Start-PSNetfilterLabServer -Lab $script:lab -TcpPort 8080
@@ -169,13 +169,10 @@ Describe "$Title - a flush of the whole ruleset" -Skip:([bool]$SkipReason) {
 
 Describe "$Title - -AcceptInOtherTables" -Skip:([bool]$SkipReason) {
     BeforeAll {
-        $modulePath = if ($env:PSNETFILTER_TEST_MODULE) { $env:PSNETFILTER_TEST_MODULE } else { Join-Path $PSScriptRoot '../../out/PSNetfilter' }
-        Import-Module (Join-Path $PSScriptRoot '../lab/PSNetfilterLab.psm1') -Force
-        Import-Module (Join-Path $modulePath 'PSNetfilter.psd1') -Force
         $script:lab = New-PSNetfilterLab -Prefix 'psnfo'
         $script:gw = $script:lab.Gateway
         $null = Start-PSNetfilterLabServer -Lab $script:lab -TcpPort 8080, 8081
-        & ip netns exec $script:gw nft -f (Join-Path $PSScriptRoot '../PSNetfilter.Tests/Golden/nftjson/policy-drop.ruleset')
+        & ip netns exec $script:gw nft -f (Join-Path $script:Golden 'policy-drop.ruleset')
         $script:foreignBefore = (& ip netns exec $script:gw nft list table inet filter) -join "`n"
         function script:Test-Carries([int]$Port) {
             $null -ne (Invoke-PSNetfilterLabProbe -Lab $script:lab -Protocol Tcp -Address $script:lab.GatewayExternalAddress -Port $Port -TimeoutSeconds 2)

@@ -281,18 +281,9 @@ public sealed class PortForwardManager
             conntrack[family] = await _host.ListConntrackAsync(family, ct).ConfigureAwait(false);
         }
 
-        Diagnostics.GatewayInventory? gateway = null;
-        if (forwards.Count > 0)
-        {
-            try
-            {
-                gateway = await _host.GetInventoryAsync(ct).ConfigureAwait(false);
-            }
-            catch (NetfilterException ex)
-            {
-                _observer.Warning($"The gateway's interfaces and addresses could not be read, so the forwards were not checked against them: {ex.Message}");
-            }
-        }
+        var gateway = forwards.Count > 0
+            ? await InventoryAsync("the forwards were not checked against them", ct).ConfigureAwait(false)
+            : null;
 
         var reachable = new Dictionary<string, bool>(StringComparer.Ordinal);
         if (connect)
@@ -353,8 +344,13 @@ public sealed class PortForwardManager
     /// <summary>
     /// The ForeignTableDrop findings for <paramref name="forwards"/> (New-PortForward warns with them after it applies):
     /// empty without reading anything when the namespace holds no table but iptables' own and the module's.
+    /// With <paramref name="acceptInOtherTables"/> (-AcceptInOtherTables), for every finding in a hand-written
+    /// table, PSNetfilter's accept rule for exactly that forward is inserted at the top of the dropping chain,
+    /// tagged <c>psnf:v1:NAME:accept</c> (an earlier one of the same name replaced), in one nft transaction, and
+    /// the findings still open afterwards are returned. Managers that rebuild their tables (firewalld, libvirt) are
+    /// left alone: a rule put there would be lost at their next reload.
     /// </summary>
-    public async Task<IReadOnlyList<Diagnostics.PortForwardFinding>> CheckForeignTablesAsync(IReadOnlyList<PortForward> forwards, CancellationToken ct)
+    public async Task<IReadOnlyList<Diagnostics.PortForwardFinding>> CheckForeignTablesAsync(IReadOnlyList<PortForward> forwards, bool acceptInOtherTables, CancellationToken ct)
     {
         if (forwards.Count == 0 || !await _host.HasForeignNftTablesAsync(ct).ConfigureAwait(false)
             || await _host.ListNftRulesetAsync(ct).ConfigureAwait(false) is not { } nftables)
@@ -362,29 +358,17 @@ public sealed class PortForwardManager
             return Array.Empty<Diagnostics.PortForwardFinding>();
         }
 
-        var devices = await RouteDevicesAsync(forwards, ct).ConfigureAwait(false);
-        return forwards.SelectMany(f => Diagnostics.ForeignTableCheck.Evaluate(f, nftables, devices.GetValueOrDefault(f.InternalAddress), f.ExternalAddress is { } e ? devices.GetValueOrDefault(e) : null))
-            .Select(x => x with { NetworkNamespace = _host.NetworkNamespace })
-            .ToList();
-    }
-
-    /// <summary>
-    /// -AcceptInOtherTables: for every ForeignTableDrop finding in a hand-written table, inserts PSNetfilter's
-    /// accept rule for exactly that forward at the top of the dropping chain, tagged <c>psnf:v1:NAME:accept</c>
-    /// (an earlier one of the same name is replaced), in one nft transaction. Managers that rebuild their tables
-    /// (firewalld, libvirt) are left alone: a rule put there would be lost at their next reload. Returns the
-    /// findings still open afterwards.
-    /// </summary>
-    public async Task<IReadOnlyList<Diagnostics.PortForwardFinding>> AcceptInOtherTablesAsync(IReadOnlyList<PortForward> forwards, IReadOnlyList<Diagnostics.PortForwardFinding> findings, CancellationToken ct)
-    {
-        var byName = forwards.ToDictionary(f => f.Name, StringComparer.OrdinalIgnoreCase);
-        var open = findings.Where(x => Diagnostics.ForeignTableCheck.CanOpen(x) && x.Forward is not null && byName.ContainsKey(x.Forward)).ToList();
+        var findings = await EvaluateForeignTablesAsync(forwards, nftables, ct).ConfigureAwait(false);
+        var byName = forwards.ToDictionary(f => f.Name, PortForwardNames.Comparer);
+        var open = acceptInOtherTables
+            ? findings.Where(x => Diagnostics.ForeignTableCheck.CanOpen(x) && x.Forward is not null && byName.ContainsKey(x.Forward)).ToList()
+            : new List<Diagnostics.PortForwardFinding>();
         if (open.Count == 0)
         {
             return findings;
         }
 
-        var script = new System.Text.StringBuilder(await AcceptRuleDeletionsAsync(open.Select(x => x.Forward!).ToHashSet(StringComparer.OrdinalIgnoreCase), ct).ConfigureAwait(false));
+        var script = new System.Text.StringBuilder(AcceptRuleDeletions(nftables, open.Select(x => x.Forward!).ToList()));
         foreach (var x in open)
         {
             script.Append("insert rule ").Append(x.Table).Append(' ').Append(x.Chain).Append(' ').Append(Diagnostics.ForeignTableCheck.AcceptRule(byName[x.Forward!])).Append('\n');
@@ -396,34 +380,43 @@ public sealed class PortForwardManager
             _observer.Verbose($"Accepted '{x.Forward}' in table {x.Table}, chain {x.Chain} (rule tagged {Diagnostics.ForeignTableCheck.AcceptTag(x.Forward!)}).");
         }
 
-        return await CheckForeignTablesAsync(forwards, ct).ConfigureAwait(false);
+        var after = await _host.ListNftRulesetAsync(ct).ConfigureAwait(false) ?? nftables;
+        return await EvaluateForeignTablesAsync(forwards, after, ct).ConfigureAwait(false);
+    }
+
+    private async Task<IReadOnlyList<Diagnostics.PortForwardFinding>> EvaluateForeignTablesAsync(IReadOnlyList<PortForward> forwards, Nftables.NftRuleset nftables, CancellationToken ct)
+    {
+        var devices = await RouteDevicesAsync(forwards, ct).ConfigureAwait(false);
+        var gateway = forwards.Any(f => f.ExternalAddress is not null)
+            ? await InventoryAsync("the interface the clients' packets arrive on is not known", ct).ConfigureAwait(false)
+            : null;
+        return forwards.SelectMany(f => Diagnostics.ForeignTableCheck.Evaluate(f, nftables, devices.GetValueOrDefault(f.InternalAddress), gateway?.DeviceOf(f.ExternalAddress)))
+            .Select(x => x with { NetworkNamespace = _host.NetworkNamespace })
+            .ToList();
     }
 
     /// <summary>Deletes the tagged accept rules -AcceptInOtherTables put into other tables for <paramref name="names"/> (a removed forward takes them along).</summary>
     public async Task RemoveAcceptRulesAsync(IReadOnlyCollection<string> names, CancellationToken ct)
     {
-        if (names.Count == 0 || !await _host.HasForeignNftTablesAsync(ct).ConfigureAwait(false))
+        if (names.Count == 0 || !await _host.HasForeignNftTablesAsync(ct).ConfigureAwait(false)
+            || await _host.ListNftRulesetAsync(ct).ConfigureAwait(false) is not { } nftables)
         {
             return;
         }
 
-        var script = await AcceptRuleDeletionsAsync(names.ToHashSet(StringComparer.OrdinalIgnoreCase), ct).ConfigureAwait(false);
+        var script = AcceptRuleDeletions(nftables, names);
         if (script.Length > 0)
         {
             await _host.ApplyNftScriptAsync(script, ct).ConfigureAwait(false);
         }
     }
 
-    private async Task<string> AcceptRuleDeletionsAsync(HashSet<string> names, CancellationToken ct)
+    /// <summary>One <c>delete rule ... handle N</c> line per accept rule tagged for one of <paramref name="names"/>.</summary>
+    private static string AcceptRuleDeletions(Nftables.NftRuleset nftables, IReadOnlyCollection<string> names)
     {
         var tags = names.Select(Diagnostics.ForeignTableCheck.AcceptTag).ToHashSet(StringComparer.OrdinalIgnoreCase);
-        if (await _host.ListNftRulesetAsync(ct).ConfigureAwait(false) is not { } nft)
-        {
-            return string.Empty;
-        }
-
         var sb = new System.Text.StringBuilder();
-        foreach (var r in nft.Rules.Where(r => r.Comment is { } c && tags.Contains(c)))
+        foreach (var r in nftables.Rules.Where(r => r.Comment is { } c && tags.Contains(c)))
         {
             sb.Append("delete rule ").Append(r.Family).Append(' ').Append(r.Table).Append(' ').Append(r.Chain).Append(" handle ").Append(r.Handle.ToString(System.Globalization.CultureInfo.InvariantCulture)).Append('\n');
         }
@@ -431,27 +424,56 @@ public sealed class PortForwardManager
         return sb.ToString();
     }
 
+    /// <summary>
+    /// The interface the gateway routes each forward's internal address through, from the routes this manager
+    /// already looked up (a New-PortForward resolved them for its SNAT address) and one <c>ip route get</c> batch
+    /// for the others.
+    /// </summary>
     private async Task<Dictionary<IPAddress, string>> RouteDevicesAsync(IEnumerable<PortForward> forwards, CancellationToken ct)
     {
-        // Internal addresses: the interface of the route towards them. External addresses: the interface that holds them.
-        var devices = new Dictionary<IPAddress, string>();
-        foreach (var (address, route) in await _host.GetRoutesAsync(forwards.Select(f => f.InternalAddress).Distinct(), ct).ConfigureAwait(false))
+        var wanted = forwards.Select(f => f.InternalAddress).Distinct().ToList();
+        var unknown = wanted.Where(a => !_routes.ContainsKey(a)).ToList();
+        if (unknown.Count > 0)
         {
-            if (route.Device is { } dev)
+            foreach (var (address, route) in await _host.GetRoutesAsync(unknown, ct).ConfigureAwait(false))
+            {
+                _routes[address] = route;
+            }
+        }
+
+        var devices = new Dictionary<IPAddress, string>();
+        foreach (var address in wanted)
+        {
+            if (_routes.TryGetValue(address, out var route) && route.Device is { } dev)
             {
                 devices[address] = dev;
             }
         }
 
-        if (forwards.Any(f => f.ExternalAddress is not null))
+        return devices;
+    }
+
+    /// <summary>
+    /// The gateway's interfaces and addresses, read once per manager (one <c>ip -j addr show</c>) whoever asks
+    /// first: the resolve of New-PortForward, Test-PortForward, or the check of other tables after a change. A
+    /// failure is a warning saying what was not checked (<paramref name="consequence"/>), and null.
+    /// </summary>
+    private async Task<Diagnostics.GatewayInventory?> InventoryAsync(string consequence, CancellationToken ct)
+    {
+        if (_inventory is null && _inventoryError is null)
         {
-            foreach (var (device, address, _) in (await _host.GetInventoryAsync(ct).ConfigureAwait(false)).Addresses)
+            try
             {
-                devices.TryAdd(address, device);
+                _inventory = await _host.GetInventoryAsync(ct).ConfigureAwait(false);
+            }
+            catch (NetfilterException ex)
+            {
+                _inventoryError = ex;
+                _observer.Warning($"The gateway's interfaces and addresses could not be read, so {consequence}: {ex.Message}");
             }
         }
 
-        return devices;
+        return _inventory;
     }
 
     /// <summary>Takes the namespace lock and reads the live ruleset: the start of every change.</summary>
@@ -938,17 +960,9 @@ public sealed class PortForwardManager
         // seen yet.
         var needRoute = requests.Where(r => r.NeedsRouteSource || r.NeedsHairpinNetwork).Select(r => r.InternalAddress).Distinct().Where(a => !_routes.ContainsKey(a)).ToList();
         var lookup = needRoute.Count > 0 ? _host.GetRoutesAsync(needRoute, ct) : null;
-        if (_inventory is null && _inventoryError is null && requests.Count > 0)
+        if (requests.Count > 0)
         {
-            try
-            {
-                _inventory = await _host.GetInventoryAsync(ct).ConfigureAwait(false);
-            }
-            catch (NetfilterException ex)
-            {
-                _inventoryError = ex;
-                _observer.Warning($"The gateway's interfaces and addresses could not be read, so -InInterface, -ExternalAddress and -InternalAddress were not checked against them: {ex.Message}");
-            }
+            await InventoryAsync("-InInterface, -ExternalAddress and -InternalAddress were not checked against them", ct).ConfigureAwait(false);
         }
 
         if (lookup is not null)

@@ -23,41 +23,17 @@ public static class ForwardJumpCheck
         }
 
         var above = forward.Where(r => r.Position < jump.Position).ToList();
-        var drops = above.SelectMany(r => DropsReachedFrom(filter, r)).Distinct().ToList();
+        var drops = filter.RulesReachedFrom(above).Where(r => RuleTokenizer.JumpTarget(r.Spec) is "DROP" or "REJECT").ToList();
         var tool = ruleset.Family == IpFamily.IPv4 ? "iptables" : "ip6tables";
         var what = $"The jump to {RuleLayout.Forward.Chain} is rule {jump.Position} of filter/FORWARD ({ruleset.Family}); above it: {string.Join("; ", above.Select(r => r.Spec))}.";
         var why = drops.Count > 0
             ? $"Rules above the jump see forwarded packets first, and some of them can drop or reject: {string.Join("; ", drops.Select(d => $"{d.Chain}: {d.Spec}"))}. A forward whose packets match one of them carries nothing."
             : "Rules above the jump see forwarded packets first. None of them drops or rejects, so the forwards still work, but another program moved in front of PSNetfilter (Docker does this when dockerd restarts).";
         return new PortForwardFinding(null, drops.Count > 0 ? FindingSeverity.Warning : FindingSeverity.Info, CheckName, what, why,
-            $"{tool} -D FORWARD {RuleLayout.Forward.JumpSpec} && {tool} -I FORWARD 1 {RuleLayout.Forward.JumpSpec} (the unit's restart does the same: systemctl restart <unit>)")
+            $"{tool} -D FORWARD {RuleLayout.Forward.JumpSpec} && {tool} -I FORWARD 1 {RuleLayout.Forward.JumpSpec}")
         {
             Table = "filter",
             Chain = "FORWARD",
         };
-    }
-
-    /// <summary>The DROP and REJECT rules a packet can reach through <paramref name="rule"/>, following jumps.</summary>
-    private static IEnumerable<RuleLine> DropsReachedFrom(TableDump filter, RuleLine rule)
-    {
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        var pending = new Stack<RuleLine>();
-        pending.Push(rule);
-        while (pending.Count > 0)
-        {
-            var r = pending.Pop();
-            var target = RuleTokenizer.JumpTarget(r.Spec);
-            if (target is "DROP" or "REJECT")
-            {
-                yield return r;
-            }
-            else if (target is not null && seen.Add(target))
-            {
-                foreach (var inner in filter.Rules.Where(x => x.Chain == target))
-                {
-                    pending.Push(inner);
-                }
-            }
-        }
     }
 }

@@ -19,6 +19,10 @@ public sealed class GatewayInventory
 
     public IReadOnlyList<(string Device, IPAddress Address, int Prefix)> Addresses { get; }
 
+    /// <summary>The interface that holds <paramref name="address"/>, or null (no address, or not one of the gateway's).</summary>
+    public string? DeviceOf(IPAddress? address) =>
+        address is null ? null : Addresses.Where(a => a.Address.Equals(address)).Select(a => a.Device).FirstOrDefault();
+
     /// <summary>Parses the JSON of <c>ip -j addr show</c>.</summary>
     /// <exception cref="NetfilterException">InvalidData: the text is not that JSON.</exception>
     public static GatewayInventory Parse(string json)

@@ -50,7 +50,7 @@ public sealed class DiagnosticsInput
     /// <summary>The whole nftables ruleset of the namespace (<c>nft -j list ruleset</c>); null when nft is not installed.</summary>
     public Nftables.NftRuleset? Nftables { get; init; }
 
-    /// <summary>Per internal address: the interface the gateway routes it through; per external address: the interface that holds it.</summary>
+    /// <summary>Per internal address: the interface the gateway routes it through, when known.</summary>
     public IReadOnlyDictionary<IPAddress, string> RouteDevices { get; init; } = new Dictionary<IPAddress, string>();
     /// <summary>The gateway's interfaces and addresses (<see cref="ForwardChecks"/>); null when unknown.</summary>
     public GatewayInventory? Gateway { get; init; }
@@ -115,7 +115,7 @@ public static class PortForwardDiagnostics
             ForeignDnat(f, ruleset, findings);
             if (input.Nftables is { } nft)
             {
-                findings.AddRange(ForeignTableCheck.Evaluate(f, nft, input.RouteDevices.GetValueOrDefault(f.InternalAddress), f.ExternalAddress is { } e ? input.RouteDevices.GetValueOrDefault(e) : null));
+                findings.AddRange(ForeignTableCheck.Evaluate(f, nft, input.RouteDevices.GetValueOrDefault(f.InternalAddress), input.Gateway?.DeviceOf(f.ExternalAddress)));
             }
 
             if (input.Gateway is not null)
@@ -197,30 +197,8 @@ public static class PortForwardDiagnostics
             return foreign.Position < jump.Position;
         }
 
-        // Chains reachable from the PREROUTING rules that come before the jump, following jumps transitively.
-        var reachable = new HashSet<string>(StringComparer.Ordinal);
-        var queue = new Queue<string>();
-        foreach (var r in pre.Where(r => r.Position < jump.Position))
-        {
-            if (RuleTokenizer.JumpTarget(r.Spec) is { } t && reachable.Add(t))
-            {
-                queue.Enqueue(t);
-            }
-        }
-
-        while (queue.Count > 0)
-        {
-            var chain = queue.Dequeue();
-            foreach (var r in nat.Rules.Where(r => r.Chain == chain))
-            {
-                if (RuleTokenizer.JumpTarget(r.Spec) is { } t && reachable.Add(t))
-                {
-                    queue.Enqueue(t);
-                }
-            }
-        }
-
-        return reachable.Contains(foreign.Chain);
+        // Rules reachable from the PREROUTING rules that come before the jump, following jumps transitively.
+        return nat.RulesReachedFrom(pre.Where(r => r.Position < jump.Position)).Any(r => r.Chain == foreign.Chain);
     }
 
 

@@ -206,11 +206,7 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
 
                 // The same ForeignTableDrop check as Test-PortForward: never silent when another table drops the traffic.
                 var forwards = results.Select(r => r.Forward).ToList();
-                var findings = Run(ct => manager.CheckForeignTablesAsync(forwards, ct));
-                if (AcceptInOtherTables && findings.Count > 0)
-                {
-                    findings = Run(ct => manager.AcceptInOtherTablesAsync(forwards, findings, ct));
-                }
+                var findings = Run(ct => manager.CheckForeignTablesAsync(forwards, AcceptInOtherTables, ct));
 
                 foreach (var finding in findings)
                 {

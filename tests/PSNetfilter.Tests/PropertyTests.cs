@@ -128,8 +128,9 @@ public class PropertyTests
             threads: 1,
             print: i => i.ToString());
 
-        // The generator must exercise the accepting side too, or the property says little.
-        Assert.True(created > 800, $"only {created} of 4000 inputs were valid; refused: {string.Join(", ", Refused.Select(kv => kv.Key + "=" + kv.Value))}");
+        // The generator must exercise the accepting side too, or the property says little. About a fifth of the
+        // inputs are valid (790-900 of 4000 seen); the bar leaves room for the random spread.
+        Assert.True(created > 600, $"only {created} of 4000 inputs were valid; refused: {string.Join(", ", Refused.Select(kv => kv.Key + "=" + kv.Value))}");
     }
 
     [Fact]

@@ -1,7 +1,6 @@
 using System.Text.RegularExpressions;
 using CsCheck;
-using PSNetfilter.Core.Iptables;
-using PSNetfilter.Core.Planning;
+using PSNetfilter.Core.Backends.Iptables;
 using PSNetfilter.Tests.Support;
 using Xunit;
 

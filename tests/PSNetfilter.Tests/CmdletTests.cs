@@ -1,7 +1,7 @@
 using System.Management.Automation;
 using System.Reflection;
 using PSNetfilter.Commands;
-using PSNetfilter.Core.Processes;
+using PSNetfilter.Core.Host;
 using PSNetfilter.Tests.Support;
 using Xunit;
 

@@ -1,6 +1,5 @@
 using System.Net;
-using PSNetfilter.Core.Iptables;
-using PSNetfilter.Core.Planning;
+using PSNetfilter.Core.Backends.Iptables;
 using PSNetfilter.Tests.Support;
 using Xunit;
 

@@ -1,5 +1,5 @@
 using PSNetfilter.Core.Persistence;
-using PSNetfilter.Core.Processes;
+using PSNetfilter.Core.Host;
 using PSNetfilter.Tests.Support;
 using Xunit;
 using static PSNetfilter.Tests.PersistenceGeneratorTests;

@@ -1,8 +1,7 @@
 using System.Net;
-using PSNetfilter.Core.Apply;
+using PSNetfilter.Core.Engine;
 using PSNetfilter.Core.Diagnostics;
-using PSNetfilter.Core.Iptables;
-using PSNetfilter.Core.Planning;
+using PSNetfilter.Core.Backends.Iptables;
 using PSNetfilter.Tests.Support;
 using Xunit;
 

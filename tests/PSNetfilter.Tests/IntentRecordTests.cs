@@ -1,5 +1,5 @@
 using System.Net;
-using PSNetfilter.Core.Apply;
+using PSNetfilter.Core.Engine;
 using PSNetfilter.Core.Diagnostics;
 using Xunit;
 

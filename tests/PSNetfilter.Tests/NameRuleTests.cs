@@ -1,9 +1,10 @@
 using System.Diagnostics;
-using PSNetfilter.Core.Apply;
+using PSNetfilter.Core.Engine;
 using PSNetfilter.Core.Persistence;
-using PSNetfilter.Core.Processes;
+using PSNetfilter.Core.Host;
 using PSNetfilter.Tests.Support;
 using Xunit;
+using PSNetfilter.Core.Backends.Iptables;
 
 namespace PSNetfilter.Tests;
 

@@ -1,8 +1,9 @@
 using System.Diagnostics;
 using PSNetfilter.Core.Persistence;
-using PSNetfilter.Core.Processes;
+using PSNetfilter.Core.Host;
 using PSNetfilter.Tests.Support;
 using Xunit;
+using PSNetfilter.Core.Backends.Iptables;
 
 namespace PSNetfilter.Tests;
 

@@ -1,7 +1,7 @@
 using System.Management.Automation;
-using PSNetfilter.Core.Apply;
-using PSNetfilter.Core.Iptables;
-using PSNetfilter.Core.Processes;
+using PSNetfilter.Core.Engine;
+using PSNetfilter.Core.Backends.Iptables;
+using PSNetfilter.Core.Host;
 using PSNetfilter.Tests.Support;
 using Xunit;
 

@@ -1,6 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
-using PSNetfilter.Core.Processes;
+using PSNetfilter.Core.Host;
 using PSNetfilter.Tests.Support;
 using Xunit;
 

@@ -1,7 +1,7 @@
 using System.Net;
 using PSNetfilter.Core.Diagnostics;
-using PSNetfilter.Core.Iptables;
-using PSNetfilter.Core.Nftables;
+using PSNetfilter.Core.Backends.Iptables;
+using PSNetfilter.Core.NftJson;
 using Xunit;
 
 namespace PSNetfilter.Tests;

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using PSNetfilter.Core.Persistence;
-using PSNetfilter.Core.Planning;
+using PSNetfilter.Core.Backends.Iptables;
 using Xunit;
 
 namespace PSNetfilter.Tests;

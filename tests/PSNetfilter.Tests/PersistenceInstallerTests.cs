@@ -2,6 +2,7 @@ using System.Text;
 using PSNetfilter.Core.Persistence;
 using Xunit;
 using static PSNetfilter.Tests.PersistenceGeneratorTests;
+using PSNetfilter.Core.Backends.Iptables;
 
 namespace PSNetfilter.Tests;
 

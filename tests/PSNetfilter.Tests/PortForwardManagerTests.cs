@@ -1,6 +1,6 @@
 using System.Net;
-using PSNetfilter.Core.Apply;
-using PSNetfilter.Core.Processes;
+using PSNetfilter.Core.Engine;
+using PSNetfilter.Core.Host;
 using PSNetfilter.Tests.Support;
 using Xunit;
 
@@ -695,7 +695,7 @@ public sealed class PortForwardManagerTests : IDisposable
 
     private static async Task AssertWholeOrAbsent(Rig rig)
     {
-        var state = PSNetfilter.Core.Planning.ForwardReader.Read(rig.Runner.Kernel4!.Parse(), null);
+        var state = PSNetfilter.Core.Backends.Iptables.ForwardReader.Read(rig.Runner.Kernel4!.Parse(), null);
         Assert.Empty(state.Warnings);
         Assert.All(state.Forwards, f => Assert.Equal("Complete", f.Status));
         Assert.Empty(state.UntaggedRules);
@@ -703,7 +703,7 @@ public sealed class PortForwardManagerTests : IDisposable
         foreach (var table in rs.Tables)
         {
             Assert.All(
-                table.Chains.Where(c => PSNetfilter.Core.Planning.RuleLayout.IsDispatchChain(c.Name)),
+                table.Chains.Where(c => PSNetfilter.Core.Backends.Iptables.RuleLayout.IsDispatchChain(c.Name)),
                 c => Assert.True(table.Rules.Any(r => r.Chain == c.Name), $"empty dispatch chain {c.Name}"));
         }
 
@@ -896,7 +896,7 @@ public sealed class PortForwardManagerTests : IDisposable
         {
             ChainLister = rig.Runner.ListChainsAsync,
             SkipSystemChecks = true,
-            Backend = FakeProcessRunner.Backend with { Kind = PSNetfilter.Core.Iptables.IptablesBackendKind.Legacy },
+            Backend = FakeProcessRunner.Backend with { Kind = PSNetfilter.Core.Backends.Iptables.IptablesBackendKind.Legacy },
             LockDirectory = _lockDir,
         };
 
@@ -1034,8 +1034,8 @@ public sealed class PortForwardManagerTests : IDisposable
     public async Task New_works_when_a_name_exists_in_both_families()
     {
         // Reachable after a cross-family replace whose second family failed, or from hand-restored rules.
-        var v4 = SaveText.Wrap(PSNetfilter.Core.Planning.RuleLayout.Render(Defs.Simple("dup", 9000)));
-        var v6 = SaveText.Wrap(PSNetfilter.Core.Planning.RuleLayout.Render(Defs.Simple("dup", 9000, internalAddress: "2001:db8:2::30")));
+        var v4 = SaveText.Wrap(PSNetfilter.Core.Backends.Iptables.RuleLayout.Render(Defs.Simple("dup", 9000)));
+        var v6 = SaveText.Wrap(PSNetfilter.Core.Backends.Iptables.RuleLayout.Render(Defs.Simple("dup", 9000, internalAddress: "2001:db8:2::30")));
         var rig = Make(v4, v6);
         Assert.Equal(2, (await rig.Manager.GetAsync(CancellationToken.None)).Count);
 
@@ -1043,9 +1043,9 @@ public sealed class PortForwardManagerTests : IDisposable
         Assert.Equal(ChangeKind.Created, Assert.Single(results).Kind);
     }
 
-    private static PSNetfilter.Core.Planning.RestorePayload ToPayload(string text)
+    private static PSNetfilter.Core.Backends.Iptables.RestorePayload ToPayload(string text)
     {
-        var p = new PSNetfilter.Core.Planning.RestorePayload(IpFamily.IPv4);
+        var p = new PSNetfilter.Core.Backends.Iptables.RestorePayload(IpFamily.IPv4);
         var table = string.Empty;
         foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {

@@ -1,4 +1,4 @@
-using PSNetfilter.Core.Iptables;
+using PSNetfilter.Core.Backends.Iptables;
 using PSNetfilter.Tests.Support;
 using Xunit;
 

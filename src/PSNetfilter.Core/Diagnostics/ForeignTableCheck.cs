@@ -1,5 +1,5 @@
 using System.Net;
-using PSNetfilter.Core.Nftables;
+using PSNetfilter.Core.NftJson;
 
 namespace PSNetfilter.Core.Diagnostics;
 

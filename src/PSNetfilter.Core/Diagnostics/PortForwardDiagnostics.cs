@@ -1,7 +1,6 @@
 using System.Net;
-using PSNetfilter.Core.Apply;
-using PSNetfilter.Core.Iptables;
-using PSNetfilter.Core.Planning;
+using PSNetfilter.Core.Engine;
+using PSNetfilter.Core.Backends.Iptables;
 
 namespace PSNetfilter.Core.Diagnostics;
 
@@ -48,7 +47,7 @@ public sealed class DiagnosticsInput
     public IReadOnlyDictionary<string, int> Unreplied { get; init; } = new Dictionary<string, int>();
 
     /// <summary>The whole nftables ruleset of the namespace (<c>nft -j list ruleset</c>); null when nft is not installed.</summary>
-    public Nftables.NftRuleset? Nftables { get; init; }
+    public NftJson.NftRuleset? Nftables { get; init; }
 
     /// <summary>Per internal address: the interface the gateway routes it through, when known.</summary>
     public IReadOnlyDictionary<IPAddress, string> RouteDevices { get; init; } = new Dictionary<IPAddress, string>();
@@ -69,9 +68,9 @@ public static class PortForwardDiagnostics
             if (input.ForwardingEnabled.TryGetValue(family, out var on) && !on)
             {
                 findings.Add(new(null, FindingSeverity.Error, "ForwardingDisabled",
-                    $"{Processes.NetfilterHost.ForwardingKey(family)} is 0.",
+                    $"{Host.NetfilterHost.ForwardingKey(family)} is 0.",
                     "The kernel does not route packets between interfaces, so DNATed connections are dropped.",
-                    $"sysctl -w {Processes.NetfilterHost.ForwardingKey(family)}=1 (New-PortForward does this; Install-PortForwardService persists it)."));
+                    $"sysctl -w {Host.NetfilterHost.ForwardingKey(family)}=1 (New-PortForward does this; Install-PortForwardService persists it)."));
             }
 
             if (input.Snapshot.Rulesets.TryGetValue(family, out var familyRules) && ForwardJumpCheck.Evaluate(familyRules) is { } jump)

@@ -1,5 +1,5 @@
 using System.Net;
-using PSNetfilter.Core.Planning;
+using PSNetfilter.Core.Backends.Iptables;
 
 namespace PSNetfilter;
 

@@ -1,4 +1,5 @@
-using PSNetfilter.Core.Processes;
+using PSNetfilter.Core.Host;
+using PSNetfilter.Core.Engine;
 
 namespace PSNetfilter.Core.Persistence;
 

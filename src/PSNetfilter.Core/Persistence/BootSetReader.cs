@@ -1,3 +1,4 @@
+using PSNetfilter.Core.Engine;
 namespace PSNetfilter.Core.Persistence;
 
 /// <summary>What the header of a boot-set script says.</summary>

@@ -1,4 +1,4 @@
-using PSNetfilter.Core.Apply;
+using PSNetfilter.Core.Engine;
 
 namespace PSNetfilter.Core.Persistence;
 

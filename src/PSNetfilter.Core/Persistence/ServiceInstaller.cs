@@ -1,4 +1,5 @@
 using System.Text;
+using PSNetfilter.Core.Backends.Iptables;
 
 namespace PSNetfilter.Core.Persistence;
 

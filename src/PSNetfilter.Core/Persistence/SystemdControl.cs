@@ -1,4 +1,4 @@
-using PSNetfilter.Core.Processes;
+using PSNetfilter.Core.Host;
 
 namespace PSNetfilter.Core.Persistence;
 

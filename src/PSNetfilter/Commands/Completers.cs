@@ -1,8 +1,8 @@
 using System.Collections;
 using System.Management.Automation;
 using System.Management.Automation.Language;
-using PSNetfilter.Core.Apply;
-using PSNetfilter.Core.Processes;
+using PSNetfilter.Core.Engine;
+using PSNetfilter.Core.Host;
 
 namespace PSNetfilter.Commands;
 

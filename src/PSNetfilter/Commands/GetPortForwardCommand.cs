@@ -1,5 +1,6 @@
 using System.Management.Automation;
-using PSNetfilter.Core.Processes;
+using PSNetfilter.Core.Host;
+using PSNetfilter.Core.Engine;
 
 namespace PSNetfilter.Commands;
 
@@ -38,7 +39,7 @@ public sealed class GetPortForwardCommand : PSNetfilterCmdlet
             var ns = PipedNamespace(NetworkNamespace);
             // Persisted: the forward is in a boot set installed on this machine for this namespace.
             var persisted = PSNetfilter.Core.Persistence.BootSetReader.PersistedNames("/", ns);
-            var manager = new PSNetfilter.Core.Apply.PortForwardManager(CreateHost(ns), this) { IsPersisted = persisted.Contains };
+            var manager = new PSNetfilter.Core.Engine.PortForwardManager(CreateHost(ns), this) { IsPersisted = persisted.Contains };
             System.Net.IPAddress? internalFilter = InternalAddress is null ? null : PortForwardDefinition.ParseAddress(InternalAddress, "InternalAddress");
             if (ns is not null)
             {

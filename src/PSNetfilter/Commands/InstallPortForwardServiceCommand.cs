@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using PSNetfilter.Core.Persistence;
-using PSNetfilter.Core.Processes;
+using PSNetfilter.Core.Host;
+using PSNetfilter.Core.Engine;
 
 namespace PSNetfilter.Commands;
 

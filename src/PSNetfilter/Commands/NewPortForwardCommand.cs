@@ -1,7 +1,7 @@
 using System.Management.Automation;
 using System.Net;
-using PSNetfilter.Core.Apply;
-using PSNetfilter.Core.Processes;
+using PSNetfilter.Core.Engine;
+using PSNetfilter.Core.Host;
 
 namespace PSNetfilter.Commands;
 

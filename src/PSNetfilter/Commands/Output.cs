@@ -1,5 +1,5 @@
 using System.Management.Automation;
-using PSNetfilter.Core.Apply;
+using PSNetfilter.Core.Engine;
 
 namespace PSNetfilter.Commands;
 

@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
 using System.Management.Automation;
-using PSNetfilter.Core.Apply;
+using PSNetfilter.Core.Engine;
 using PSNetfilter.Core.Persistence;
-using PSNetfilter.Core.Processes;
+using PSNetfilter.Core.Host;
 
 namespace PSNetfilter.Commands;
 

@@ -1,6 +1,6 @@
 using System.Management.Automation;
-using PSNetfilter.Core.Apply;
-using PSNetfilter.Core.Processes;
+using PSNetfilter.Core.Engine;
+using PSNetfilter.Core.Host;
 
 namespace PSNetfilter.Commands;
 

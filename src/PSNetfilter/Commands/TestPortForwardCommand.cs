@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using PSNetfilter.Core.Diagnostics;
-using PSNetfilter.Core.Processes;
+using PSNetfilter.Core.Host;
+using PSNetfilter.Core.Engine;
 
 namespace PSNetfilter.Commands;
 
@@ -88,7 +89,7 @@ public sealed class TestPortForwardCommand : PSNetfilterCmdlet
 
                 var units = PSNetfilter.Core.Persistence.BootSetReader.FindInstalled("/");
                 var persisted = units.Where(u => u.NetworkNamespace == ns).SelectMany(u => u.ForwardNames).ToHashSet(PortForwardNames.Comparer);
-                var manager = new PSNetfilter.Core.Apply.PortForwardManager(CreateHost(ns), this) { PersistedUnits = units, IsPersisted = persisted.Contains };
+                var manager = new PSNetfilter.Core.Engine.PortForwardManager(CreateHost(ns), this) { PersistedUnits = units, IsPersisted = persisted.Contains };
                 var (findings, known) = Run(ct => manager.DiagnoseAsync(names, !NoConnect, ct));
                 foreach (var missing in NameSelector.Unmatched(names, known))
                 {

@@ -1,6 +1,6 @@
 using System.Management.Automation;
 using PSNetfilter.Core.Persistence;
-using PSNetfilter.Core.Processes;
+using PSNetfilter.Core.Host;
 
 namespace PSNetfilter.Commands;
 

@@ -1,5 +1,5 @@
 using System.Text;
-using PSNetfilter.Core.Iptables;
+using PSNetfilter.Core.Backends.Iptables;
 
 namespace PSNetfilter.Tests.Support;
 
@@ -346,12 +346,12 @@ internal sealed class FakeKernel
         _tables.SelectMany(t => t.Chains).Where(c => c.Name.StartsWith("PSNF-", StringComparison.Ordinal)).Select(c => c.Name);
 
     /// <summary>Adds rendered rules directly (chains, jumps at position 1, dispatch jumps), as a previous payload would have.</summary>
-    public void Add(IEnumerable<PSNetfilter.Core.Planning.RenderedRule> rules)
+    public void Add(IEnumerable<PSNetfilter.Core.Backends.Iptables.RenderedRule> rules)
     {
         foreach (var r in rules)
         {
             var table = GetOrAdd(_tables, r.Table);
-            var hook = PSNetfilter.Core.Planning.RuleLayout.Hooks.Single(h => h.Table == r.Table && (r.Path.Count > 0 ? r.Path[0].Parent == h.Chain : r.Chain == h.Chain));
+            var hook = PSNetfilter.Core.Backends.Iptables.RuleLayout.Hooks.Single(h => h.Table == r.Table && (r.Path.Count > 0 ? r.Path[0].Parent == h.Chain : r.Chain == h.Chain));
             if (table.Find(hook.Chain) is null)
             {
                 table.Add(hook.Chain, "-");

@@ -1,6 +1,6 @@
 using System.Net;
-using PSNetfilter.Core.Iptables;
-using PSNetfilter.Core.Processes;
+using PSNetfilter.Core.Backends.Iptables;
+using PSNetfilter.Core.Host;
 
 namespace PSNetfilter.Tests.Support;
 
@@ -317,7 +317,7 @@ internal sealed class FakeProcessRunner : IProcessRunner
 }
 
 /// <summary>Records what the manager tells the cmdlet side; ShouldProcess answers <see cref="Confirm"/>.</summary>
-internal sealed class RecordingObserver : PSNetfilter.Core.Apply.IChangeObserver
+internal sealed class RecordingObserver : PSNetfilter.Core.Engine.IChangeObserver
 {
     public bool Confirm { get; set; } = true;
 

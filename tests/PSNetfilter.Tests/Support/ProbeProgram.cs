@@ -1,5 +1,5 @@
 using System.Net;
-using PSNetfilter.Core.Processes;
+using PSNetfilter.Core.Host;
 
 namespace PSNetfilter.Tests.Support;
 

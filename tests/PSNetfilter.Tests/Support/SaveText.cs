@@ -1,7 +1,6 @@
 using System.Text;
 using System.Text.RegularExpressions;
-using PSNetfilter.Core.Iptables;
-using PSNetfilter.Core.Planning;
+using PSNetfilter.Core.Backends.Iptables;
 
 namespace PSNetfilter.Tests.Support;
 

@@ -1,5 +1,5 @@
 using System.Security.Cryptography;
-using PSNetfilter.Core.Processes;
+using PSNetfilter.Core.Host;
 using Xunit;
 
 namespace PSNetfilter.Tests.Support;

@@ -31,7 +31,7 @@ public partial class ChangePlannerTests
 
     private static string[] Lines(RestorePayload p) => p.Text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
 
-    private static string Rule(PortForwardDefinition d, RuleRole role)
+    private static string Rule(PortForwardDefinition d, ForwardPart role)
     {
         var r = RuleLayout.Render(d).Single(x => x.Role == role);
         return $"-A {r.Chain} {r.Spec}";
@@ -101,7 +101,7 @@ public partial class ChangePlannerTests
                 "-A PSNF-PRE-T1 -p tcp -m tcp --dport 7936:8191 -j PSNF-PRE-T1F",
                 ":PSNF-PRE-T1F9 - [0:0]",
                 "-A PSNF-PRE-T1F -p tcp -m tcp --dport 8080:8095 -j PSNF-PRE-T1F9",
-                Rule(Defs.Web, RuleRole.Dnat),
+                Rule(Defs.Web, ForwardPart.Dnat),
                 ":PSNF-POSTROUTING - [0:0]",
                 "-I POSTROUTING 1 -j PSNF-POSTROUTING",
                 ":PSNF-POST-1 - [0:0]",
@@ -110,7 +110,7 @@ public partial class ChangePlannerTests
                 "-A PSNF-POST-1 -m conntrack --ctorigdstport 7936:8191 -j PSNF-POST-1F",
                 ":PSNF-POST-1F9 - [0:0]",
                 "-A PSNF-POST-1F -m conntrack --ctorigdstport 8080:8095 -j PSNF-POST-1F9",
-                Rule(Defs.Web, RuleRole.Snat),
+                Rule(Defs.Web, ForwardPart.Snat),
                 "COMMIT",
                 "*filter",
                 ":PSNF-FORWARD - [0:0]",
@@ -121,7 +121,7 @@ public partial class ChangePlannerTests
                 "-A PSNF-FWD-1 -m conntrack --ctorigdstport 7936:8191 -j PSNF-FWD-1F",
                 ":PSNF-FWD-1F9 - [0:0]",
                 "-A PSNF-FWD-1F -m conntrack --ctorigdstport 8080:8095 -j PSNF-FWD-1F9",
-                Rule(Defs.Web, RuleRole.Forward),
+                Rule(Defs.Web, ForwardPart.Forward),
                 "COMMIT",
             },
             Lines(payload));
@@ -183,7 +183,7 @@ public partial class ChangePlannerTests
 
         var lines = Lines(PlanAndApply(kernel, new[] { web2 }));
 
-        Assert.Equal(new[] { "*nat", Rule(web2, RuleRole.Dnat), Rule(web2, RuleRole.Snat), "COMMIT", "*filter", Rule(web2, RuleRole.Forward), "COMMIT" }, lines);
+        Assert.Equal(new[] { "*nat", Rule(web2, ForwardPart.Dnat), Rule(web2, ForwardPart.Snat), "COMMIT", "*filter", Rule(web2, ForwardPart.Forward), "COMMIT" }, lines);
         Assert.Equal(2, ForwardReader.Read(kernel.Parse(), null).Forwards.Count);
         AssertTidy(kernel);
     }
@@ -382,7 +382,7 @@ public partial class ChangePlannerTests
         var lines = Lines(PlanAndApply(kernel, new[] { newWeb }, s => s.Forwards.Where(f => f.Name == "web")));
 
         Assert.Equal(new[] { "-D PSNF-POSTROUTING 1", "-D PSNF-PREROUTING 1", "-D PSNF-FORWARD 1" }, lines.Where(l => l.StartsWith("-D", StringComparison.Ordinal)));
-        Assert.Contains(Rule(newWeb, RuleRole.Dnat), lines);
+        Assert.Contains(Rule(newWeb, ForwardPart.Dnat), lines);
         Assert.DoesNotContain(lines, l => l.StartsWith("-X", StringComparison.Ordinal) || l.StartsWith("-I", StringComparison.Ordinal) || l.StartsWith(":PSNF-PREROUTING", StringComparison.Ordinal));
         Assert.Equal(newWeb, ForwardReader.Read(kernel.Parse(), null).Forwards.Single(f => f.Name == "web").Definition);
     }
@@ -413,7 +413,7 @@ public partial class ChangePlannerTests
         Assert.Equal(string.Empty, payload.Text);
 
         var v6 = Plan(string.Empty, new[] { Defs.Web6, Defs.Web }, family: IpFamily.IPv6);
-        Assert.Contains(Rule(Defs.Web6, RuleRole.Dnat), Lines(v6));
+        Assert.Contains(Rule(Defs.Web6, ForwardPart.Dnat), Lines(v6));
         Assert.DoesNotContain(Lines(v6), l => l.Contains("psnf:v1:web:", StringComparison.Ordinal));
     }
 

@@ -43,7 +43,7 @@ public class DriftTests
     {
         var save = Without(SaveText.Wrap(RuleLayout.Render(Guarded), normalize: true), l => l.Contains("-s 192.0.2.0/24", StringComparison.Ordinal));
         var f = Read(save);
-        Assert.Equal(new[] { RuleRole.Dnat }, f.MissingRules);
+        Assert.Equal(new[] { ForwardPart.Dnat }, f.MissingRules);
         Assert.True(f.DefinitionPartial);
         Assert.StartsWith("Incomplete: missing Dnat", f.Status, StringComparison.Ordinal);
     }
@@ -53,7 +53,7 @@ public class DriftTests
     {
         var save = Without(SaveText.Wrap(RuleLayout.Render(Defs.Web), normalize: true), l => l.Contains(":dnat:", StringComparison.Ordinal));
         var f = Read(save);
-        Assert.Equal(new[] { RuleRole.Dnat }, f.MissingRules);
+        Assert.Equal(new[] { ForwardPart.Dnat }, f.MissingRules);
         Assert.False(f.DefinitionPartial);
         Assert.Equal("Incomplete: missing Dnat", f.Status);
     }
@@ -64,17 +64,17 @@ public class DriftTests
         var save = Without(SaveText.Wrap(RuleLayout.Render(Defs.Web), normalize: true), l => l.Contains("-A PREROUTING -j PSNF-PREROUTING", StringComparison.Ordinal));
         var f = Read(save);
         Assert.False(f.IsComplete);
-        Assert.Equal(new[] { RuleRole.Dnat }, f.UnreachableRules);
+        Assert.Equal(new[] { ForwardPart.Dnat }, f.UnreachableRules);
         Assert.Contains("unreachable Dnat", f.Status, StringComparison.Ordinal);
     }
 
     [Fact]
     public void A_deleted_dispatch_jump_makes_its_subtree_unreachable()
     {
-        var leaf = RuleLayout.Render(Defs.Web).Single(r => r.Role == RuleRole.Forward).Chain;
+        var leaf = RuleLayout.Render(Defs.Web).Single(r => r.Role == ForwardPart.Forward).Chain;
         var save = Without(SaveText.Wrap(RuleLayout.Render(Defs.Web), normalize: true), l => l.EndsWith("-j " + leaf, StringComparison.Ordinal));
         var f = Read(save);
-        Assert.Equal(new[] { RuleRole.Forward }, f.UnreachableRules);
+        Assert.Equal(new[] { ForwardPart.Forward }, f.UnreachableRules);
     }
 
     private static readonly PortForwardDefinition Hairpinned = PortForwardDefinition.Create(
@@ -85,10 +85,10 @@ public class DriftTests
     public void A_nosnat_local_forward_has_a_hairpin_rule_that_reads_back()
     {
         var rules = RuleLayout.Render(Hairpinned);
-        var hairpin = Assert.Single(rules, r => r.Role == RuleRole.Hairpin);
+        var hairpin = Assert.Single(rules, r => r.Role == ForwardPart.Hairpin);
         Assert.StartsWith("-s 198.51.100.0/24 -d 198.51.100.10/32 -p tcp", hairpin.Spec, StringComparison.Ordinal);
         Assert.EndsWith("--comment psnf:v1:hp:hairpin:LH -j MASQUERADE", hairpin.Spec, StringComparison.Ordinal);
-        Assert.DoesNotContain(rules, r => r.Role == RuleRole.Snat);
+        Assert.DoesNotContain(rules, r => r.Role == ForwardPart.Snat);
         var f = Read(SaveText.Wrap(rules, normalize: true));
         Assert.True(f.IsComplete);
         Assert.Equal(Hairpinned, f.Definition);
@@ -98,7 +98,7 @@ public class DriftTests
     public void A_missing_hairpin_rule_is_drift()
     {
         var save = Without(SaveText.Wrap(RuleLayout.Render(Hairpinned), normalize: true), l => l.Contains(":hairpin:", StringComparison.Ordinal));
-        Assert.Equal(new[] { RuleRole.Hairpin }, Read(save).MissingRules);
+        Assert.Equal(new[] { ForwardPart.Hairpin }, Read(save).MissingRules);
     }
 
     [Fact]

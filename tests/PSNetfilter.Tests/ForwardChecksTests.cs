@@ -114,13 +114,10 @@ public sealed class ForwardChecksTests
     public void Test_port_forward_reports_the_checks_as_findings()
     {
         var wide = Def(external: null, port: 1, end: 65535, iface: "eth9");
-        var state = new OwnedState { Family = IpFamily.IPv4, Forwards = new[] { new PortForward(wide) }, UntaggedRules = Array.Empty<RuleLine>(), Warnings = Array.Empty<string>() };
         var input = new DiagnosticsInput
         {
-            Snapshot = new ForwardSnapshot { Rulesets = new Dictionary<IpFamily, Ruleset> { [IpFamily.IPv4] = new Ruleset(IpFamily.IPv4) }, States = new Dictionary<IpFamily, OwnedState> { [IpFamily.IPv4] = state } },
-            Forwards = state.Forwards,
+            Forwards = new[] { new PortForward(wide) },
             ForwardingEnabled = new Dictionary<IpFamily, bool> { [IpFamily.IPv4] = true },
-            OtherBackendRules = new Dictionary<IpFamily, int>(),
             Gateway = Gateway,
         };
 
@@ -128,7 +125,7 @@ public sealed class ForwardChecksTests
 
         Assert.Equal(new[] { "CapturesGatewayPorts", "InterfaceNotFound" }, findings.Select(f => f.Check));
         Assert.All(findings, f => Assert.Equal("f", f.Forward));
-        Assert.Empty(PortForwardDiagnostics.Evaluate(new DiagnosticsInput { Snapshot = input.Snapshot, Forwards = input.Forwards, ForwardingEnabled = input.ForwardingEnabled, OtherBackendRules = input.OtherBackendRules }));
+        Assert.Empty(PortForwardDiagnostics.Evaluate(new DiagnosticsInput { Forwards = input.Forwards, ForwardingEnabled = input.ForwardingEnabled }));
     }
 
     [Fact]

@@ -51,7 +51,7 @@ public class ForwardReaderTests
         Assert.Equal("203.0.113.1:2222", ssh.ExternalEndpoint);
         Assert.Equal("198.51.100.20:22", ssh.InternalEndpoint);
         Assert.Null(ssh.Description);
-        Assert.Equal(2, ssh.Rules.Count); // no SNAT rule for SnatMode None
+        Assert.Equal(2, state.RulesOf[ssh.Name].Count); // no SNAT rule for SnatMode None
 
         var web = state.Forwards[2];
         Assert.Equal(Defs.Web, web.Definition);
@@ -61,7 +61,7 @@ public class ForwardReaderTests
         Assert.Equal(Defs.Ip("198.51.100.1"), web.SnatAddress);
         Assert.Equal("snat 198.51.100.1", web.SourceNat);
         Assert.Equal("web Tcp 203.0.113.1:8080 -> 198.51.100.10:8080 snat 198.51.100.1", web.ToString());
-        Assert.Equal(new[] { RuleRole.Dnat, RuleRole.Snat, RuleRole.Forward }, web.Rules.Select(r => r.Role).Order());
+        Assert.Equal(new[] { ForwardPart.Dnat, ForwardPart.Snat, ForwardPart.Forward }, state.RulesOf[web.Name].Select(r => r.Role).Order());
     }
 
     [Theory]
@@ -90,7 +90,7 @@ public class ForwardReaderTests
 
         Assert.Equal(new[] { "dns", "ssh.direct", "web" }, state.Forwards.Select(f => f.Name));
         var web = state.Forwards.Single(f => f.Name == "web");
-        Assert.Equal(new[] { RuleRole.Snat }, web.MissingRules);
+        Assert.Equal(new[] { ForwardPart.Snat }, web.MissingRules);
         Assert.Empty(web.DuplicateRules);
         Assert.NotEqual("Complete", web.Status);
         Assert.Contains("Snat", web.Status);
@@ -121,7 +121,7 @@ public class ForwardReaderTests
     {
         var rs = Golden.Parse(backend, "owned.v4.save");
         var state = ForwardReader.Read(rs, null);
-        var used = state.Forwards.SelectMany(f => f.Rules).Select(r => r.Line).ToList();
+        var used = state.Forwards.SelectMany(f => state.RulesOf[f.Name]).Select(r => r.Line).ToList();
 
         Assert.Equal(8, used.Count);
         Assert.All(used, l => Assert.StartsWith("PSNF-", l.Chain));
@@ -168,14 +168,15 @@ public class ForwardReaderTests
         var text = Golden.Read("nft", "owned-only.v4.save");
         var fwdLine = text.Split('\n').Single(l => l.Contains("psnf:v1:web:fwd", StringComparison.Ordinal));
         text = text.Replace(fwdLine, fwdLine.Replace("[0:0]", "[10:1000]", StringComparison.Ordinal) + "\n" + fwdLine.Replace("[0:0]", "[5:500]", StringComparison.Ordinal), StringComparison.Ordinal);
-        var web = ForwardReader.Read(IptablesSaveParser.Parse(text, IpFamily.IPv4), null).Forwards.Single(f => f.Name == "web");
+        var state = ForwardReader.Read(IptablesSaveParser.Parse(text, IpFamily.IPv4), null);
+        var web = state.Forwards.Single(f => f.Name == "web");
 
-        Assert.Equal(new[] { RuleRole.Forward }, web.DuplicateRules);
+        Assert.Equal(new[] { ForwardPart.Forward }, web.DuplicateRules);
         Assert.Empty(web.MissingRules);
         Assert.Equal("Incomplete: duplicated Forward", web.Status);
         Assert.Equal(15UL, web.Packets);
         Assert.Equal(1500UL, web.Bytes);
-        Assert.Equal(4, web.Rules.Count);
+        Assert.Equal(4, state.RulesOf[web.Name].Count);
     }
 
     [Fact]
@@ -186,7 +187,7 @@ public class ForwardReaderTests
         var web = ForwardReader.Read(IptablesSaveParser.Parse(string.Join('\n', kept), IpFamily.IPv4), null).Forwards.Single(f => f.Name == "web");
 
         // Without DNAT and SNAT rules nothing says which SNAT mode it had: it reads as None, missing Dnat.
-        Assert.Equal(new[] { RuleRole.Dnat }, web.MissingRules);
+        Assert.Equal(new[] { ForwardPart.Dnat }, web.MissingRules);
         Assert.Equal((Protocol.Tcp, 8080, 8080), (web.Protocol, web.ExternalPort, web.InternalPort));
         Assert.Equal(Defs.Ip("203.0.113.1"), web.ExternalAddress);
         Assert.Equal(Defs.Ip("198.51.100.10"), web.InternalAddress);

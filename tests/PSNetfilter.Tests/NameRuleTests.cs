@@ -85,14 +85,13 @@ public sealed class NameRuleTests : IDisposable
         var host = new NetfilterHost(null, runner, _ => { })
         {
             SkipSystemChecks = true,
-            Backend = FakeProcessRunner.Backend,
             LockDirectory = _lockDir,
             LockTimeout = TimeSpan.FromMilliseconds(300),
             ProcReader = (_, path) => Task.FromResult(runner.ReadProcSys(path)),
             ProcWriter = runner.WriteProcSysAsync,
             ChainLister = runner.ListChainsAsync,
         };
-        return new PortForwardManager(host, observer);
+        return new PortForwardManager(host, observer, new IptablesNetfilterBackend(host, FakeProcessRunner.Backend));
     }
 
     private static PortForwardDefinition Renamed(PortForwardDefinition d, string name) =>

@@ -228,11 +228,11 @@ public class NamespaceTests
     public static IEnumerable<object[]> Backends() =>
         new[] { new object[] { IptablesBackendKind.Nft }, new object[] { IptablesBackendKind.Legacy } };
 
-    private static IptablesBackend BackendOf(IptablesBackendKind kind)
+    private static IptablesToolset BackendOf(IptablesBackendKind kind)
     {
         var s = kind == IptablesBackendKind.Nft ? "nft" : "legacy";
         string Tool(string name) => ExecutableLocator.Find(name) ?? throw new InvalidOperationException(name + " is not installed");
-        return new IptablesBackend(kind, "test", Tool($"iptables-{s}-save"), Tool($"iptables-{s}-restore"), Tool($"ip6tables-{s}-save"), Tool($"ip6tables-{s}-restore"));
+        return new IptablesToolset(kind, "test", Tool($"iptables-{s}-save"), Tool($"iptables-{s}-restore"), Tool($"ip6tables-{s}-save"), Tool($"ip6tables-{s}-restore"));
     }
 
     private static PortForwardDefinition[] ManyDefinitions() => new[]
@@ -271,8 +271,8 @@ public class NamespaceTests
         using var locks = new TempDir();
         {
             var observer = new RecordingObserver();
-            var host = new NetfilterHost(ns.Name) { Backend = backend, LockDirectory = locks.Path };
-            var manager = new PortForwardManager(host, observer);
+            var host = new NetfilterHost(ns.Name) { LockDirectory = locks.Path };
+            var manager = new PortForwardManager(host, observer, new IptablesNetfilterBackend(host, backend));
             var defs = ManyDefinitions();
 
             async Task<IReadOnlyList<ChangeResult>> Add(IEnumerable<PortForwardDefinition> items)

@@ -3,6 +3,7 @@ using PSNetfilter.Core.Engine;
 using PSNetfilter.Core.Host;
 using PSNetfilter.Tests.Support;
 using Xunit;
+using PSNetfilter.Core.Backends.Iptables;
 
 namespace PSNetfilter.Tests;
 
@@ -27,14 +28,13 @@ public sealed class PortForwardManagerTests : IDisposable
             Host = new NetfilterHost(ns, Runner, m => Log.Add(m))
             {
                 SkipSystemChecks = true,
-                Backend = FakeProcessRunner.Backend,
                 LockDirectory = lockDir,
                 LockTimeout = TimeSpan.FromMilliseconds(300),
                 ProcReader = (_, path) => Task.FromResult(Runner.ReadProcSys(path)),
                 ProcWriter = Runner.WriteProcSysAsync,
                 ChainLister = Runner.ListChainsAsync,
             };
-            Manager = new PortForwardManager(Host, Observer);
+            Manager = new PortForwardManager(Host, Observer, new IptablesNetfilterBackend(Host, FakeProcessRunner.Backend));
         }
 
         public FakeProcessRunner Runner { get; } = new();
@@ -61,7 +61,7 @@ public sealed class PortForwardManagerTests : IDisposable
         /// <summary>New-PortForward's streamed change: opened on the first forwards, then one PlanAdds per forward.</summary>
         public async Task<IReadOnlyList<ChangeResult>?> StreamAsync(bool force, IReadOnlyList<PortForwardDefinition> defs, Action<ChangeSession>? beforeCommit = null)
         {
-            var first = defs.Take(PortForwardManager.StreamFromForwards).ToList();
+            var first = defs.Take(IptablesNetfilterBackend.StreamFrom).ToList();
             using var session = await Manager.TryOpenStreamingAsync(first, CancellationToken.None);
             if (session is null)
             {
@@ -762,7 +762,7 @@ public sealed class PortForwardManagerTests : IDisposable
         Assert.All(rig.Runner.Restores, r => Assert.Equal(IpFamily.IPv4, r.Family));
         var headers = payloads.Select(p => string.Join(",", p.Split('\n').Where(l => l.StartsWith('*')))).OrderBy(h => h, StringComparer.Ordinal);
         Assert.Equal(new[] { "*filter", "*nat" }, headers);
-        Assert.True(payloads.Sum(p => p.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length) >= NetfilterHost.ConcurrentTablesFromLines);
+        Assert.True(payloads.Sum(p => p.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length) >= IptablesTools.ConcurrentTablesFromLines);
         Assert.Contains(rig.Log, l => l.Contains("applied as one process per table", StringComparison.Ordinal));
         Assert.Equal(40, (await rig.Manager.GetAsync(CancellationToken.None)).Count);
         await AssertWholeOrAbsent(rig);
@@ -896,11 +896,10 @@ public sealed class PortForwardManagerTests : IDisposable
         {
             ChainLister = rig.Runner.ListChainsAsync,
             SkipSystemChecks = true,
-            Backend = FakeProcessRunner.Backend with { Kind = PSNetfilter.Core.Backends.Iptables.IptablesBackendKind.Legacy },
             LockDirectory = _lockDir,
         };
 
-        Assert.Null(await new PortForwardManager(legacy, rig.Observer).TryOpenStreamingAsync(Many(40), CancellationToken.None));
+        Assert.Null(await new PortForwardManager(legacy, rig.Observer, new IptablesNetfilterBackend(legacy, FakeProcessRunner.Backend with { Kind = IptablesBackendKind.Legacy })).TryOpenStreamingAsync(Many(40), CancellationToken.None));
         using var free = NamespaceLock.TryAcquire(null, _lockDir); // it took no lock
         Assert.NotNull(free);
     }
@@ -980,12 +979,11 @@ public sealed class PortForwardManagerTests : IDisposable
         var failing = new NetfilterHost(null, rig.Runner, m => rig.Log.Add(m))
         {
             SkipSystemChecks = true,
-            Backend = FakeProcessRunner.Backend,
             LockDirectory = _lockDir,
             ProcReader = (_, path) => Task.FromResult(rig.Runner.ReadProcSys(path)),
             ChainLister = (_, _) => Task.FromException<IReadOnlyList<(string, string)>>(new NetfilterException("NftablesQueryFailed", FailureKind.OperationFailed, "Listing the nf_tables chains over netlink failed at the request (errno 93).")),
         };
-        var manager = new PortForwardManager(failing, rig.Observer);
+        var manager = new PortForwardManager(failing, rig.Observer, new IptablesNetfilterBackend(failing, FakeProcessRunner.Backend));
         using (var session = await manager.OpenAsync(CancellationToken.None, readForwarding: true, adding: new[] { Defs.Web }))
         {
             manager.PlanAdds(session, new[] { Defs.Web }, false);

@@ -39,9 +39,9 @@ public class RuleLayoutTests
     public void None_mode_has_no_snat_rule()
     {
         var rules = RuleLayout.Render(Defs.SshDirect);
-        Assert.Equal(new[] { RuleRole.Dnat, RuleRole.Forward }, rules.Select(r => r.Role));
+        Assert.Equal(new[] { ForwardPart.Dnat, ForwardPart.Forward }, rules.Select(r => r.Role));
         Assert.Equal("-d 203.0.113.1/32 -p tcp -m tcp --dport 2222 -m comment --comment psnf:v1:ssh.direct:dnat:none: -j DNAT --to-destination 198.51.100.20:22", rules[0].Spec);
-        Assert.DoesNotContain(rules, r => r.Table == "nat" && r.Role != RuleRole.Dnat);
+        Assert.DoesNotContain(rules, r => r.Table == "nat" && r.Role != ForwardPart.Dnat);
         Assert.Equal(new[] { "PSNF-PRE-T08A", "PSNF-FWD-08A" }, rules.Select(r => r.Chain));
     }
 
@@ -78,11 +78,11 @@ public class RuleLayoutTests
     public void Hooks_and_tags()
     {
         Assert.Equal(new[] { "nat/PREROUTING/PSNF-PREROUTING", "nat/OUTPUT/PSNF-OUTPUT", "nat/POSTROUTING/PSNF-POSTROUTING", "filter/FORWARD/PSNF-FORWARD" }, RuleLayout.Hooks.Select(h => $"{h.Table}/{h.BuiltinChain}/{h.Chain}"));
-        Assert.Equal(RuleLayout.Output, RuleLayout.HookFor(RuleRole.Local));
+        Assert.Equal(RuleLayout.Output, RuleLayout.HookFor(ForwardPart.Local));
         Assert.Equal("-j PSNF-FORWARD", RuleLayout.Forward.JumpSpec);
-        Assert.Equal(RuleLayout.PreRouting, RuleLayout.HookFor(RuleRole.Dnat));
-        Assert.Equal(RuleLayout.PostRouting, RuleLayout.HookFor(RuleRole.Snat));
-        Assert.Equal(RuleLayout.Forward, RuleLayout.HookFor(RuleRole.Forward));
+        Assert.Equal(RuleLayout.PreRouting, RuleLayout.HookFor(ForwardPart.Dnat));
+        Assert.Equal(RuleLayout.PostRouting, RuleLayout.HookFor(ForwardPart.Snat));
+        Assert.Equal(RuleLayout.Forward, RuleLayout.HookFor(ForwardPart.Forward));
         Assert.Equal("psnf:v1:web:snat", RuleLayout.Tag("web", "snat"));
         Assert.Equal("psnf:v1:dns:dnat:masq:bG9jYWwgZG5z:D", RuleLayout.DnatTag(Defs.Dns));
         Assert.Equal("psnf:v1:web:dnat:snat:", RuleLayout.DnatTag(Defs.Web));

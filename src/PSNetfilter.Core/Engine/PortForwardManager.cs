@@ -1,217 +1,16 @@
-using System.Net;
+using PSNetfilter.Core.Backends;
 using PSNetfilter.Core.Backends.Iptables;
+using PSNetfilter.Core.Diagnostics;
 using PSNetfilter.Core.Host;
+using PSNetfilter.Core.Persistence;
 
 namespace PSNetfilter.Core.Engine;
 
-/// <summary>What happened to one forward.</summary>
-public enum ChangeKind
-{
-    Created,
-    Replaced,
-    Unchanged,
-    Removed,
-}
-
-/// <summary>The outcome for one forward; <see cref="Changed"/> tells automation (Ansible) whether anything was applied.</summary>
-public sealed record ChangeResult(PortForward Forward, ChangeKind Kind)
-{
-    public bool Changed => Kind != ChangeKind.Unchanged;
-}
-
-/// <summary>The cmdlet side of a change: confirmation, per-item errors, and messages.</summary>
-public interface IChangeObserver
-{
-    /// <summary>ShouldProcess: false skips the item (WhatIf, or the user said no).</summary>
-    bool ShouldProcess(string target, string action);
-
-    /// <summary>One item failed; the others go on.</summary>
-    void Failed(NetfilterException error);
-
-    void Verbose(string message);
-
-    void Warning(string message);
-
-    /// <summary>The plan, item by item (-Debug).</summary>
-    void Debug(string message)
-    {
-    }
-}
-
-/// <summary>An observer for read-only callers with nowhere to write (tab completion): says no, writes nothing.</summary>
-public sealed class SilentObserver : IChangeObserver
-{
-    public static readonly SilentObserver Instance = new();
-
-    public bool ShouldProcess(string target, string action) => false;
-
-    public void Failed(NetfilterException error)
-    {
-    }
-
-    public void Verbose(string message)
-    {
-    }
-
-    public void Warning(string message)
-    {
-    }
-}
-
-/// <summary>One planned change: create (New only), replace (both) or remove (Old only).</summary>
-public sealed record PendingChange(PortForwardDefinition? New, PortForward? Old);
-
-/// <summary>A change in progress: holds the namespace lock and the snapshot it was planned on.</summary>
-public sealed class ChangeSession : IDisposable
-{
-    private readonly IDisposable _lock;
-
-    internal ChangeSession(IDisposable gate, ForwardSnapshot snapshot)
-    {
-        _lock = gate;
-        Snapshot = snapshot;
-    }
-
-    public ForwardSnapshot Snapshot { get; }
-
-    public List<PendingChange> Pending { get; } = new();
-
-    /// <summary>Recorded forwards with no rules left in the kernel that a removal drops from the record.</summary>
-    public List<PortForward> Forgotten { get; } = new();
-
-    internal Dictionary<string, PortForwardDefinition> Batch { get; } = new(PortForwardNames.Comparer);
-
-    /// <summary>The snapshot's forwards by name, for <see cref="PortForwardManager.PlanAdds"/>.</summary>
-    internal Dictionary<string, List<PortForward>>? ByName { get; set; }
-
-    /// <summary>The external endpoints of the snapshot and of the forwards accepted so far.</summary>
-    internal PortForwardManager.EndpointIndex? Endpoints { get; set; }
-
-    internal List<ChangeResult> Unchanged { get; } = new();
-
-    /// <summary>Forwarding sysctls read while the rulesets were read (null: not read or failed).</summary>
-    internal IReadOnlyDictionary<IpFamily, Task<bool?>> Forwarding { get; init; } = new Dictionary<IpFamily, Task<bool?>>();
-
-    /// <summary>iptables-restore processes started while the rulesets were read, by family; taken by the commit.</summary>
-    internal Dictionary<IpFamily, Task<PreparedRestore>> Prepared { get; } = new();
-
-    /// <summary>
-    /// A streamed change: every accepted forward's lines are planned at once (one builder per family) and
-    /// written to that family's prepared restore processes (one per table) while the pipeline still runs.
-    /// Null: the change is planned and applied at the commit.
-    /// </summary>
-    internal Dictionary<IpFamily, ChangePlanBuilder>? Stream { get; set; }
-
-    /// <summary>Records an accepted change; a streamed change plans it now.</summary>
-    internal void Accept(PendingChange change)
-    {
-        Pending.Add(change);
-        if (Stream is null)
-        {
-            return;
-        }
-
-        if (change.Old is { } old)
-        {
-            BuilderFor(old.Family).Remove(old);
-        }
-
-        if (change.New is { } add)
-        {
-            BuilderFor(add.Family).Add(add);
-        }
-    }
-
-    /// <summary>Writes the lines planned since the last call to the running restores (a streamed change).</summary>
-    internal void WriteStream()
-    {
-        if (Stream is null)
-        {
-            return;
-        }
-
-        foreach (var (family, builder) in Stream)
-        {
-            // Started (and awaited) when the streamed change was opened; a family that came later has none.
-            if (Prepared.TryGetValue(family, out var restore) && restore.IsCompletedSuccessfully)
-            {
-                restore.Result.WriteNew(builder.Payload);
-            }
-        }
-    }
-
-    /// <summary>The streamed plan of <paramref name="family"/>, once (a retry plans afresh).</summary>
-    internal ChangePlanBuilder? TakeBuilder(IpFamily family) =>
-        Stream is not null && Stream.Remove(family, out var builder) ? builder : null;
-
-    private ChangePlanBuilder BuilderFor(IpFamily family)
-    {
-        if (!Stream!.TryGetValue(family, out var builder))
-        {
-            Stream[family] = builder = new ChangePlanBuilder(Snapshot.Rulesets[family], Snapshot.States[family]);
-        }
-
-        return builder;
-    }
-
-    /// <summary>The prepared restore of <paramref name="family"/>, once (a retry starts its own).</summary>
-    internal async Task<PreparedRestore?> TakePreparedAsync(IpFamily family)
-    {
-        if (!Prepared.Remove(family, out var task))
-        {
-            return null;
-        }
-
-        try
-        {
-            return await task.ConfigureAwait(false);
-        }
-        catch (Exception)
-        {
-            return null; // could not start it: the restore starts its own, and reports why if that fails too
-        }
-    }
-
-    /// <summary>Closes prepared restores that got no payload (they apply nothing), then releases the lock.</summary>
-    public void Dispose()
-    {
-        try
-        {
-            var open = Prepared.Values.ToList();
-            Prepared.Clear();
-            foreach (var task in open)
-            {
-                if (task.Wait(TimeSpan.FromSeconds(30)))
-                {
-                    task.Result.ReleaseAsync().Wait(TimeSpan.FromSeconds(30));
-                }
-            }
-        }
-        catch (AggregateException)
-        {
-            // A restore that could not start has nothing to close.
-        }
-        finally
-        {
-            _lock.Dispose();
-        }
-    }
-}
-
-/// <summary>A snapshot of one namespace: both families' rulesets and the forwards rebuilt from them.</summary>
-public sealed class ForwardSnapshot
-{
-    public required IReadOnlyDictionary<IpFamily, Ruleset> Rulesets { get; init; }
-
-    public required IReadOnlyDictionary<IpFamily, OwnedState> States { get; init; }
-
-    public IEnumerable<PortForward> Forwards => States.Values.SelectMany(s => s.Forwards);
-}
-
 /// <summary>
-/// read -> plan -> apply for one namespace. Reads the live ruleset once per family, decides per item, asks
-/// the observer before each change, and applies the whole batch as one iptables-restore per family, under
-/// the namespace lock. A forward the kernel refuses is reported and dropped, and the rest applied again.
+/// The engine: read -> decide -> apply for one namespace, whatever the backend. Takes the namespace lock for
+/// every change, reads the module's forwards through the backend, decides per item (create, replace, nothing,
+/// refuse) asking the observer before each change, and has the backend apply the whole batch. Afterwards it
+/// cuts stale UDP flows, records what it created (<see cref="IntentRecord"/>) and switches forwarding on.
 /// </summary>
 public sealed class PortForwardManager
 {
@@ -219,15 +18,18 @@ public sealed class PortForwardManager
 
     private readonly NetfilterHost _host;
     private readonly IChangeObserver _observer;
-    private readonly Dictionary<IPAddress, (IPAddress? Source, string? Device)> _routes = new();
-    private Diagnostics.GatewayInventory? _inventory;
-    private NetfilterException? _inventoryError;
+    private readonly GatewayFacts _facts;
 
-    public PortForwardManager(NetfilterHost host, IChangeObserver observer)
+    /// <param name="backend">How forwards are laid out in the kernel; the iptables backend when null.</param>
+    public PortForwardManager(NetfilterHost host, IChangeObserver observer, INetfilterBackend? backend = null)
     {
         _host = host;
         _observer = observer;
+        Backend = backend ?? new IptablesNetfilterBackend(host);
+        _facts = new GatewayFacts(host, observer);
     }
+
+    public INetfilterBackend Backend { get; }
 
     /// <summary>Set to mark forwards that are in a saved boot set (persistence).</summary>
     public Func<string, bool>? IsPersisted { get; init; }
@@ -236,252 +38,45 @@ public sealed class PortForwardManager
     public string IntentPath => _host.IntentPath;
 
     /// <summary>The boot sets installed on this machine: Test-PortForward reports their forwards the kernel lacks.</summary>
-    public IReadOnlyList<Persistence.BootSetInfo> PersistedUnits { get; init; } = Array.Empty<Persistence.BootSetInfo>();
+    public IReadOnlyList<BootSetInfo> PersistedUnits { get; init; } = Array.Empty<BootSetInfo>();
 
-    public Task<ForwardSnapshot> ReadAsync(CancellationToken ct) => ReadAsync(ct, Families);
+    /// <summary>From this many forwards of one namespace on, New-PortForward streams its change (<see cref="TryOpenStreamingAsync"/>).</summary>
+    public int StreamFromForwards => Backend.StreamFromForwards;
 
-    /// <summary>
-    /// Reads the families in <paramref name="needed"/>, and each other family only when it holds module chains:
-    /// one without any has no forwards, so an add to another family needs nothing from it (a name clash across
-    /// families needs a forward there, and so module chains).
-    /// </summary>
-    private async Task<ForwardSnapshot> ReadAsync(CancellationToken ct, IReadOnlyCollection<IpFamily> needed)
+    private ReadOptions Options => new(IsPersisted, _observer.Warning);
+
+    /// <summary>Reads every forward of the namespace through the backend.</summary>
+    public async Task<BackendSnapshot> ReadSnapshotAsync(CancellationToken ct)
     {
         _host.EnsureUsable();
-        var read = await Task.WhenAll(Families.Select(f => needed.Contains(f) ? ReadFamilyAsync(f, ct) : ReadFamilyIfOwnedAsync(f, ct))).ConfigureAwait(false);
-        return new ForwardSnapshot
-        {
-            Rulesets = read.ToDictionary(r => r.Ruleset.Family, r => r.Ruleset),
-            States = read.ToDictionary(r => r.Ruleset.Family, r => r.State),
-        };
+        return await Backend.ReadAsync(Families, Options, ct).ConfigureAwait(false);
     }
 
     public async Task<IReadOnlyList<PortForward>> GetAsync(CancellationToken ct) =>
-        (await ReadAsync(ct).ConfigureAwait(false)).Forwards.OrderBy(f => f.Name, StringComparer.Ordinal).ToList();
+        (await ReadSnapshotAsync(ct).ConfigureAwait(false)).Forwards.OrderBy(f => f.Name, StringComparer.Ordinal).ToList();
 
-    /// <summary>
-    /// Gathers what Test-PortForward checks (ruleset, sysctls, the other backend, a TCP connect to each
-    /// internal endpoint from inside the namespace, unreplied conntrack entries) and evaluates it.
-    /// </summary>
+    /// <summary>What Test-PortForward reports (<see cref="ForwardDiagnosis"/>).</summary>
     /// <returns>The findings, and the names of all forwards in the namespace (to report literal names that match none).</returns>
-    public async Task<(IReadOnlyList<Diagnostics.PortForwardFinding> Findings, IReadOnlySet<string> Names)> DiagnoseAsync(IReadOnlyList<NameSelector> selectors, bool connect, CancellationToken ct)
-    {
-        var snapshot = await ReadAsync(ct).ConfigureAwait(false);
-        var forwards = snapshot.Forwards.Where(f => selectors.Any(s => s.Matches(f.Name))).OrderBy(f => f.Name, StringComparer.Ordinal).ToList();
-        var families = forwards.Select(f => f.Family).Distinct().ToList();
-        var forwarding = new Dictionary<IpFamily, bool>();
-        var other = new Dictionary<IpFamily, int>();
-        var otherName = "iptables-legacy";
-        var conntrack = new Dictionary<IpFamily, string?>();
-        foreach (var family in families)
-        {
-            forwarding[family] = await _host.IsForwardingEnabledAsync(family, ct).ConfigureAwait(false);
-            (otherName, other[family]) = await _host.CountOtherBackendRulesAsync(family, ct).ConfigureAwait(false);
-            conntrack[family] = await _host.ListConntrackAsync(family, ct).ConfigureAwait(false);
-        }
+    public Task<(IReadOnlyList<PortForwardFinding> Findings, IReadOnlySet<string> Names)> DiagnoseAsync(IReadOnlyList<NameSelector> selectors, bool connect, CancellationToken ct) =>
+        new ForwardDiagnosis(this, _host, _facts).RunAsync(selectors, connect, ct);
 
-        var gateway = forwards.Count > 0
-            ? await InventoryAsync("the forwards were not checked against them", ct).ConfigureAwait(false)
-            : null;
+    /// <summary>The ForeignTableDrop findings for <paramref name="forwards"/>, after opening them where asked (<see cref="ForeignTableAccess.CheckAsync"/>).</summary>
+    public Task<IReadOnlyList<PortForwardFinding>> CheckForeignTablesAsync(IReadOnlyList<PortForward> forwards, bool acceptInOtherTables, CancellationToken ct) =>
+        new ForeignTableAccess(_host, _observer, _facts).CheckAsync(forwards, acceptInOtherTables, ct);
 
-        var reachable = new Dictionary<string, bool>(StringComparer.Ordinal);
-        if (connect)
-        {
-            var probes = forwards.Where(f => f.Protocol == Protocol.Tcp)
-                .Select(async f => (f.Name, Ok: await NamespaceThread.CanConnectAsync(_host.NetworkNamespace, new IPEndPoint(f.InternalAddress, f.InternalPort), TimeSpan.FromSeconds(2)).ConfigureAwait(false)))
-                .ToList();
-            foreach (var (name, ok) in await Task.WhenAll(probes).ConfigureAwait(false))
-            {
-                reachable[name] = ok;
-            }
-        }
+    /// <summary>Deletes the tagged accept rules -AcceptInOtherTables put into other tables for <paramref name="names"/>.</summary>
+    public Task RemoveAcceptRulesAsync(IReadOnlyCollection<string> names, CancellationToken ct) =>
+        new ForeignTableAccess(_host, _observer, _facts).RemoveAcceptRulesAsync(names, ct);
 
-        var nftables = forwards.Count == 0 ? null : await _host.ListNftRulesetAsync(ct).ConfigureAwait(false);
-        var routeDevices = nftables is not null && nftables.Tables.Any(nftables.IsForeign)
-            ? await RouteDevicesAsync(forwards, ct).ConfigureAwait(false)
-            : new Dictionary<IPAddress, string>();
+    /// <summary>True when <see cref="ResolveAsync"/> needs no process for <paramref name="request"/>.</summary>
+    public bool CanResolveWithoutProcesses(PortForwardRequest request) => _facts.CanResolveWithoutProcesses(request);
 
-        var unreplied = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var f in forwards.Where(f => f.SnatMode == SnatMode.None))
-        {
-            if (conntrack.TryGetValue(f.Family, out var table) && table is not null)
-            {
-                unreplied[f.Name] = Diagnostics.ConntrackReader.CountUnreplied(table, f);
-            }
-        }
+    /// <summary>Validates requests into definitions (<see cref="GatewayFacts.ResolveAsync"/>); one that cannot be resolved is reported and left out.</summary>
+    public Task<List<PortForwardDefinition>> ResolveAsync(IReadOnlyList<PortForwardRequest> requests, CancellationToken ct) => _facts.ResolveAsync(requests, ct);
 
-        var findings = Diagnostics.PortForwardDiagnostics.Evaluate(new Diagnostics.DiagnosticsInput
-        {
-            Snapshot = snapshot,
-            Forwards = forwards,
-            ForwardingEnabled = forwarding,
-            OtherBackendRules = other,
-            OtherBackendName = otherName,
-            Reachable = reachable,
-            Unreplied = unreplied,
-            Nftables = nftables,
-            RouteDevices = routeDevices,
-            Gateway = gateway,
-        }).Select(x => x with { NetworkNamespace = _host.NetworkNamespace }).ToList();
-
-        // What the module created or persisted and the kernel no longer has (a flush, a manager's reload).
-        var missing = (await MissingAsync(snapshot.Forwards).ConfigureAwait(false)).Where(f => selectors.Any(s => s.Matches(f.Name))).ToList();
-        findings.AddRange(missing.Select(f => Diagnostics.MissingForwardCheck.Recorded(f, _host.IntentPath) with { NetworkNamespace = _host.NetworkNamespace }));
-        var known = snapshot.Forwards.Select(f => f.Name).Concat(missing.Select(f => f.Name)).ToHashSet(PortForwardNames.Comparer);
-        foreach (var unit in PersistedUnits.Where(u => u.NetworkNamespace == _host.NetworkNamespace))
-        {
-            foreach (var name in unit.ForwardNames.Where(n => selectors.Any(s => s.Matches(n)) && !known.Contains(n)))
-            {
-                findings.Add(Diagnostics.MissingForwardCheck.Persisted(name, unit.UnitName, _host.NetworkNamespace));
-                known.Add(name);
-            }
-        }
-
-        return (findings, known);
-    }
-
-    /// <summary>
-    /// The ForeignTableDrop findings for <paramref name="forwards"/> (New-PortForward warns with them after it applies):
-    /// empty without reading anything when the namespace holds no table but iptables' own and the module's.
-    /// With <paramref name="acceptInOtherTables"/> (-AcceptInOtherTables), for every finding in a hand-written
-    /// table, PSNetfilter's accept rule for exactly that forward is inserted at the top of the dropping chain,
-    /// tagged <c>psnf:v1:NAME:accept</c> (an earlier one of the same name replaced), in one nft transaction, and
-    /// the findings still open afterwards are returned. Managers that rebuild their tables (firewalld, libvirt) are
-    /// left alone: a rule put there would be lost at their next reload.
-    /// </summary>
-    public async Task<IReadOnlyList<Diagnostics.PortForwardFinding>> CheckForeignTablesAsync(IReadOnlyList<PortForward> forwards, bool acceptInOtherTables, CancellationToken ct)
-    {
-        if (forwards.Count == 0 || !await _host.HasForeignNftTablesAsync(ct).ConfigureAwait(false)
-            || await _host.ListNftRulesetAsync(ct).ConfigureAwait(false) is not { } nftables)
-        {
-            return Array.Empty<Diagnostics.PortForwardFinding>();
-        }
-
-        var findings = await EvaluateForeignTablesAsync(forwards, nftables, ct).ConfigureAwait(false);
-        var byName = forwards.ToDictionary(f => f.Name, PortForwardNames.Comparer);
-        var open = acceptInOtherTables
-            ? findings.Where(x => Diagnostics.ForeignTableCheck.CanOpen(x) && x.Forward is not null && byName.ContainsKey(x.Forward)).ToList()
-            : new List<Diagnostics.PortForwardFinding>();
-        if (open.Count == 0)
-        {
-            return findings;
-        }
-
-        var script = new System.Text.StringBuilder(AcceptRuleDeletions(nftables, open.Select(x => x.Forward!).ToList()));
-        foreach (var x in open)
-        {
-            script.Append("insert rule ").Append(x.Table).Append(' ').Append(x.Chain).Append(' ').Append(Diagnostics.ForeignTableCheck.AcceptRule(byName[x.Forward!])).Append('\n');
-        }
-
-        await _host.ApplyNftScriptAsync(script.ToString(), ct).ConfigureAwait(false);
-        foreach (var x in open)
-        {
-            _observer.Verbose($"Accepted '{x.Forward}' in table {x.Table}, chain {x.Chain} (rule tagged {Diagnostics.ForeignTableCheck.AcceptTag(x.Forward!)}).");
-        }
-
-        var after = await _host.ListNftRulesetAsync(ct).ConfigureAwait(false) ?? nftables;
-        return await EvaluateForeignTablesAsync(forwards, after, ct).ConfigureAwait(false);
-    }
-
-    private async Task<IReadOnlyList<Diagnostics.PortForwardFinding>> EvaluateForeignTablesAsync(IReadOnlyList<PortForward> forwards, NftJson.NftRuleset nftables, CancellationToken ct)
-    {
-        var devices = await RouteDevicesAsync(forwards, ct).ConfigureAwait(false);
-        var gateway = forwards.Any(f => f.ExternalAddress is not null)
-            ? await InventoryAsync("the interface the clients' packets arrive on is not known", ct).ConfigureAwait(false)
-            : null;
-        return forwards.SelectMany(f => Diagnostics.ForeignTableCheck.Evaluate(f, nftables, devices.GetValueOrDefault(f.InternalAddress), gateway?.DeviceOf(f.ExternalAddress)))
-            .Select(x => x with { NetworkNamespace = _host.NetworkNamespace })
-            .ToList();
-    }
-
-    /// <summary>Deletes the tagged accept rules -AcceptInOtherTables put into other tables for <paramref name="names"/> (a removed forward takes them along).</summary>
-    public async Task RemoveAcceptRulesAsync(IReadOnlyCollection<string> names, CancellationToken ct)
-    {
-        if (names.Count == 0 || !await _host.HasForeignNftTablesAsync(ct).ConfigureAwait(false)
-            || await _host.ListNftRulesetAsync(ct).ConfigureAwait(false) is not { } nftables)
-        {
-            return;
-        }
-
-        var script = AcceptRuleDeletions(nftables, names);
-        if (script.Length > 0)
-        {
-            await _host.ApplyNftScriptAsync(script, ct).ConfigureAwait(false);
-        }
-    }
-
-    /// <summary>One <c>delete rule ... handle N</c> line per accept rule tagged for one of <paramref name="names"/>.</summary>
-    private static string AcceptRuleDeletions(NftJson.NftRuleset nftables, IReadOnlyCollection<string> names)
-    {
-        var tags = names.Select(Diagnostics.ForeignTableCheck.AcceptTag).ToHashSet(StringComparer.OrdinalIgnoreCase);
-        var sb = new System.Text.StringBuilder();
-        foreach (var r in nftables.Rules.Where(r => r.Comment is { } c && tags.Contains(c)))
-        {
-            sb.Append("delete rule ").Append(r.Family).Append(' ').Append(r.Table).Append(' ').Append(r.Chain).Append(" handle ").Append(r.Handle.ToString(System.Globalization.CultureInfo.InvariantCulture)).Append('\n');
-        }
-
-        return sb.ToString();
-    }
-
-    /// <summary>
-    /// The interface the gateway routes each forward's internal address through, from the routes this manager
-    /// already looked up (a New-PortForward resolved them for its SNAT address) and one <c>ip route get</c> batch
-    /// for the others.
-    /// </summary>
-    private async Task<Dictionary<IPAddress, string>> RouteDevicesAsync(IEnumerable<PortForward> forwards, CancellationToken ct)
-    {
-        var wanted = forwards.Select(f => f.InternalAddress).Distinct().ToList();
-        var unknown = wanted.Where(a => !_routes.ContainsKey(a)).ToList();
-        if (unknown.Count > 0)
-        {
-            foreach (var (address, route) in await _host.GetRoutesAsync(unknown, ct).ConfigureAwait(false))
-            {
-                _routes[address] = route;
-            }
-        }
-
-        var devices = new Dictionary<IPAddress, string>();
-        foreach (var address in wanted)
-        {
-            if (_routes.TryGetValue(address, out var route) && route.Device is { } dev)
-            {
-                devices[address] = dev;
-            }
-        }
-
-        return devices;
-    }
-
-    /// <summary>
-    /// The gateway's interfaces and addresses, read once per manager (one <c>ip -j addr show</c>) whoever asks
-    /// first: the resolve of New-PortForward, Test-PortForward, or the check of other tables after a change. A
-    /// failure is a warning saying what was not checked (<paramref name="consequence"/>), and null.
-    /// </summary>
-    private async Task<Diagnostics.GatewayInventory?> InventoryAsync(string consequence, CancellationToken ct)
-    {
-        if (_inventory is null && _inventoryError is null)
-        {
-            try
-            {
-                _inventory = await _host.GetInventoryAsync(ct).ConfigureAwait(false);
-            }
-            catch (NetfilterException ex)
-            {
-                _inventoryError = ex;
-                _observer.Warning($"The gateway's interfaces and addresses could not be read, so {consequence}: {ex.Message}");
-            }
-        }
-
-        return _inventory;
-    }
-
-    /// <summary>Takes the namespace lock and reads the live ruleset: the start of every change.</summary>
-    /// <param name="readForwarding">Also read the forwarding sysctls, alongside the rulesets (for adds).</param>
-    /// <param name="adding">
-    /// The forwards the change will add, when it may apply them (not -WhatIf): the iptables-restore of each of
-    /// their families is started now, alongside the reads, and waits for the payload. One process per table
-    /// when the forwards alone make <see cref="NetfilterHost.ConcurrentTablesFromLines"/> lines or more.
-    /// </param>
+    /// <summary>Takes the namespace lock and opens a change on a fresh snapshot: the start of every change.</summary>
+    /// <param name="readForwarding">Also read the forwarding sysctls, alongside the snapshot (for adds).</param>
+    /// <param name="adding">The forwards the change will add, when it may apply them (not -WhatIf): the backend starts its work for them alongside the read.</param>
     public async Task<ChangeSession> OpenAsync(CancellationToken ct, bool readForwarding = false, IReadOnlyCollection<PortForwardDefinition>? adding = null)
     {
         _host.EnsureUsable();
@@ -490,16 +85,15 @@ public sealed class PortForwardManager
     }
 
     /// <summary>
-    /// Opens a streamed change, for a pipeline of many forwards: <see cref="OpenAsync"/> with one restore
-    /// process per table for each family of <paramref name="adding"/>, to which <see cref="PlanAdds"/> writes
-    /// every accepted forward's lines at once; <see cref="CommitAsync"/> then only adds the deletions and COMMIT.
+    /// Opens a streamed change, for a pipeline of many forwards: the backend plans every accepted forward at once
+    /// and hands it to the kernel side while the pipeline still runs; <see cref="CommitAsync"/> then completes it.
     /// Null when the namespace lock is taken (it does not wait: the change is then made at the end as usual), or
-    /// when the backend is iptables-legacy, whose restore holds the xtables lock for as long as it runs.
+    /// when the backend cannot stream now.
     /// </summary>
     public async Task<ChangeSession?> TryOpenStreamingAsync(IReadOnlyCollection<PortForwardDefinition> adding, CancellationToken ct)
     {
         _host.EnsureUsable();
-        if ((await _host.GetBackendAsync(ct).ConfigureAwait(false)).Kind != IptablesBackendKind.Nft)
+        if (!await Backend.CanStreamAsync(ct).ConfigureAwait(false))
         {
             return null;
         }
@@ -510,63 +104,20 @@ public sealed class PortForwardManager
 
     private async Task<ChangeSession> OpenLockedAsync(NamespaceLock gate, bool readForwarding, IReadOnlyCollection<PortForwardDefinition>? adding, bool stream, CancellationToken ct)
     {
-        var prepared = new Dictionary<IpFamily, Task<PreparedRestore>>();
         try
         {
             var forwarding = readForwarding
                 ? Families.ToDictionary(f => f, f => ReadForwardingAsync(f, ct))
                 : new Dictionary<IpFamily, Task<bool?>>();
-            // An add reads the families it adds to, and the others only if they hold module chains.
-            var read = adding is null ? ReadAsync(ct) : ReadAsync(ct, adding.Select(d => d.Family).Distinct().ToList());
-
-            // The restores start while the rulesets are read; they wait for their input.
-            foreach (var group in (adding ?? Array.Empty<PortForwardDefinition>()).GroupBy(d => d.Family))
-            {
-                // Sized before it is planned: every forward writes rules to both tables.
-                var perTable = stream || NetfilterHost.OneProcessPerTable(group.Count() * RulesPerForward, RuleLayout.Tables.Count);
-                prepared[group.Key] = _host.PrepareRestoreAsync(group.Key, perTable, ct);
-            }
-
-            var snapshot = await read.ConfigureAwait(false);
-            var session = new ChangeSession(gate, snapshot) { Forwarding = forwarding };
-            foreach (var (family, task) in prepared)
-            {
-                session.Prepared[family] = task;
-            }
-
-            if (stream)
-            {
-                session.Stream = new();
-                foreach (var task in prepared.Values)
-                {
-                    await task.ConfigureAwait(false); // started: PlanAdds writes to them from now on
-                }
-            }
-
-            return session;
+            var change = await Backend.OpenChangeAsync(adding, stream, Options, ct).ConfigureAwait(false);
+            return new ChangeSession(gate, change) { Forwarding = forwarding };
         }
         catch
         {
-            // A stand-in session closes the prepared restores, then releases the lock.
-            var standIn = new ChangeSession(gate, new ForwardSnapshot { Rulesets = new Dictionary<IpFamily, Ruleset>(), States = new Dictionary<IpFamily, OwnedState>() });
-            foreach (var (family, task) in prepared)
-            {
-                standIn.Prepared[family] = task;
-            }
-
-            standIn.Dispose();
+            gate.Dispose();
             throw;
         }
     }
-
-    /// <summary>The rules a plain forward writes (DNAT, SNAT, FORWARD accept): to size a change before it is planned.</summary>
-    private const int RulesPerForward = 3;
-
-    /// <summary>
-    /// From this many forwards of one namespace on, New-PortForward streams its change (<see cref="TryOpenStreamingAsync"/>):
-    /// the size from which a payload is applied one process per table anyway.
-    /// </summary>
-    public const int StreamFromForwards = (NetfilterHost.ConcurrentTablesFromLines + RulesPerForward - 1) / RulesPerForward;
 
     /// <summary>
     /// Decides, item by item, what New-PortForward does: nothing (same definition), create, replace (with
@@ -695,82 +246,23 @@ public sealed class PortForwardManager
                 if (_observer.ShouldProcess(f.ToString(), "Remove port forward"))
                 {
                     session.Accept(new PendingChange(null, f));
-                    _observer.Debug($"Plan: remove {f} ({f.Rules.Count} rule(s))");
+                    _observer.Debug($"Plan: remove {f}");
                 }
             }
         }
     }
 
     /// <summary>
-    /// Applies what the session planned: one iptables-restore per family. A forward the kernel refuses is
-    /// reported and dropped, and the rest applied again. Then turns on forwarding for families that gained
-    /// forwards.
+    /// Applies what the session planned through the backend (a forward the kernel refuses is reported and
+    /// left out), cuts the UDP flows of removed or replaced forwards, brings the record of intent up to date, and
+    /// turns on forwarding for families that gained forwards.
     /// </summary>
     public async Task<IReadOnlyList<ChangeResult>> CommitAsync(ChangeSession session, CancellationToken ct)
     {
-        var pending = session.Pending.ToList();
-        var originals = session.Pending.Where(p => p.Old is not null).ToDictionary(p => p.Old!.Name, p => p.Old!, StringComparer.Ordinal);
-        var applied = false;
-
-        // Families that gain rules go first: a cross-family replace (-Force, IPv4 -> IPv6) then removes the old
-        // forward only once the new one is in; a refused add leaves the old one where it was.
-        var order = Families.OrderBy(f => pending.Any(p => p.New?.Family == f) ? 0 : 1).ToList();
-        foreach (var family in order)
-        {
-            var ruleset = session.Snapshot.Rulesets[family];
-            var state = session.Snapshot.States[family];
-            while (true)
-            {
-                // Once one family is applied, the rest of the batch is applied too: a stop then takes effect after it.
-                var token = applied ? CancellationToken.None : ct;
-                token.ThrowIfCancellationRequested();
-                var adds = pending.Where(i => i.New?.Family == family).Select(i => i.New!).ToList();
-                var removes = pending.Where(i => i.Old?.Family == family).Select(i => i.Old!).ToList();
-                if (adds.Count == 0 && removes.Count == 0)
-                {
-                    break;
-                }
-
-                var payload = session.TakeBuilder(family)?.Finish() ?? ChangePlanner.Plan(ruleset, state, adds, removes);
-                _observer.Debug($"Plan ({family}): {adds.Count} to add, {removes.Count} to remove, an iptables-restore payload of {payload.LineCount} line(s).");
-                try
-                {
-                    await _host.RestoreAsync(payload, token, await session.TakePreparedAsync(family).ConfigureAwait(false)).ConfigureAwait(false);
-                    applied = true;
-                    break;
-                }
-                catch (CommandFailedException ex)
-                {
-                    if (ex.PartlyApplied ?? payload.MayBePartial(ex.FailedLine))
-                    {
-                        // iptables-restore commits table by table: the tables before the failing one (or, with one
-                        // process per table, the others that succeeded) are in the kernel. Re-read and remove every
-                        // rule of the batch's names, so each of them is either whole (untouched) or absent, never
-                        // half there.
-                        (ruleset, state) = await ReadFamilyAsync(family, CancellationToken.None).ConfigureAwait(false);
-                        await RollBackAsync(ruleset, state, pending.Where(i => (i.New ?? i.Old!.Definition).Family == family).ToList()).ConfigureAwait(false);
-                        (ruleset, state) = await ReadFamilyAsync(family, CancellationToken.None).ConfigureAwait(false);
-
-                        // Plan the rest against what is there now: a name rolled back has no rules left to delete.
-                        var now = state.Forwards.ToDictionary(f => f.Name, StringComparer.Ordinal);
-                        pending = pending
-                            .Select(i => i.Old is not null && i.Old.Family == family ? i with { Old = now.GetValueOrDefault(i.Old.Name) } : i)
-                            .Where(i => i.New is not null || i.Old is not null)
-                            .ToList();
-                    }
-
-                    if (ex.Target is string owner && pending.Any(i => i.New?.Name == owner))
-                    {
-                        // One forward's rule was refused: report it, drop it, and apply the rest again.
-                        _observer.Failed(ex);
-                        pending.RemoveAll(i => i.New?.Name == owner);
-                        continue;
-                    }
-
-                    throw;
-                }
-            }
-        }
+                var originals = session.Pending.Where(p => p.Old is not null).ToDictionary(p => p.Old!.Name, p => p.Old!, StringComparer.Ordinal);
+        var outcome = await session.Change.CommitAsync(session.Pending, _observer, ct).ConfigureAwait(false);
+        var pending = outcome.Applied;
+        var applied = outcome.AnyApplied;
 
         // The rules are in: connections still DNATed by the old definitions go now, or they would keep going to
         // the old target for as long as they stay busy.
@@ -870,158 +362,6 @@ public sealed class PortForwardManager
         }
     }
 
-    /// <summary>A finding of <see cref="Diagnostics.ForwardChecks"/> as one warning: what, why, the fix and its check id.</summary>
-    private static string FormatWarning(Diagnostics.PortForwardFinding finding) =>
-        $"Port forward '{finding.Forward}': {finding.What} {finding.Why} {finding.Fix} ({finding.Check})";
-
-    /// <summary>The gateway's network on the interface towards <paramref name="internalAddress"/> (its source address and prefix).</summary>
-    private IPNetwork HairpinNetworkFor(IPAddress internalAddress, IReadOnlyDictionary<IPAddress, (IPAddress? Source, string? Device)> routes, IReadOnlyList<(string Device, IPAddress Address, int Prefix)> addresses)
-    {
-        if (routes.TryGetValue(internalAddress, out var route) && route.Source is not null)
-        {
-            foreach (var (device, address, prefix) in addresses)
-            {
-                if (address.Equals(route.Source) && (route.Device is null || device == route.Device))
-                {
-                    var bytes = address.GetAddressBytes();
-                    for (var i = 0; i < bytes.Length; i++)
-                    {
-                        var keep = Math.Clamp(prefix - (i * 8), 0, 8);
-                        bytes[i] &= (byte)(0xFF << (8 - keep));
-                    }
-
-                    return new IPNetwork(new IPAddress(bytes), prefix);
-                }
-            }
-        }
-
-        var where = _host.NetworkNamespace is null ? "this host" : $"network namespace '{_host.NetworkNamespace}'";
-        throw new NetfilterException(
-            "NoRouteToInternalAddress",
-            FailureKind.InvalidArgument,
-            $"{where} has no interface address on the route to {internalAddress}, so the network of hairpin clients for -IncludeLocal with -NoSnat is unknown. Add the route, or use source NAT.",
-            internalAddress);
-    }
-
-    /// <summary>The family read as <see cref="ReadFamilyAsync"/>, or empty when it holds no module chain (no save then).</summary>
-    private async Task<(Ruleset Ruleset, OwnedState State)> ReadFamilyIfOwnedAsync(IpFamily family, CancellationToken ct)
-    {
-        if (!await _host.HoldsNoModuleChainsAsync(family, ct).ConfigureAwait(false))
-        {
-            return await ReadFamilyAsync(family, ct).ConfigureAwait(false);
-        }
-
-        var empty = new Ruleset(family);
-        return (empty, ForwardReader.Read(empty, _host.NetworkNamespace, IsPersisted));
-    }
-
-    /// <summary>One save of one family, rebuilt into forwards; the reader's warnings go to the observer.</summary>
-    private async Task<(Ruleset Ruleset, OwnedState State)> ReadFamilyAsync(IpFamily family, CancellationToken ct)
-    {
-        var ruleset = await _host.SaveAsync(family, ct).ConfigureAwait(false);
-        var state = ForwardReader.Read(ruleset, _host.NetworkNamespace, IsPersisted);
-        foreach (var w in state.Warnings)
-        {
-            _observer.Warning(w);
-        }
-
-        return (ruleset, state);
-    }
-
-    /// <summary>After a partly applied payload: removes what is left of the batch's names (added or removed).</summary>
-    private async Task RollBackAsync(Ruleset ruleset, OwnedState state, List<PendingChange> batch)
-    {
-        var names = batch.Select(i => (i.New ?? i.Old!.Definition).Name).ToHashSet(StringComparer.Ordinal);
-        var leftovers = state.Forwards.Where(f => names.Contains(f.Name)).ToList();
-        if (leftovers.Count == 0)
-        {
-            return;
-        }
-
-        _observer.Warning($"iptables-restore applied only part of the change; removing what it left of: {string.Join(", ", leftovers.Select(f => f.Name))}.");
-        var cleanup = ChangePlanner.Plan(ruleset, state, Array.Empty<PortForwardDefinition>(), leftovers);
-        await _host.RestoreAsync(cleanup, CancellationToken.None).ConfigureAwait(false);
-    }
-
-    /// <summary>True when <see cref="ResolveAsync"/> needs no process for <paramref name="request"/> (nothing to look up, or looked up before).</summary>
-    public bool CanResolveWithoutProcesses(PortForwardRequest request) =>
-        (!request.NeedsRouteSource && !request.NeedsHairpinNetwork)
-        || (_routes.ContainsKey(request.InternalAddress) && (!request.NeedsHairpinNetwork || _inventory is not null));
-
-    /// <summary>
-    /// Validates requests into definitions, resolving default SNAT addresses with one <c>ip route get</c>
-    /// batch. A request that cannot be resolved is reported and left out.
-    /// </summary>
-    public async Task<List<PortForwardDefinition>> ResolveAsync(IReadOnlyList<PortForwardRequest> requests, CancellationToken ct)
-    {
-        // Routes and the gateway's interfaces looked up once per manager (one command each, run at once): a
-        // pipeline resolved in parts (a streamed change) asks the kernel only about internal addresses it has not
-        // seen yet.
-        var needRoute = requests.Where(r => r.NeedsRouteSource || r.NeedsHairpinNetwork).Select(r => r.InternalAddress).Distinct().Where(a => !_routes.ContainsKey(a)).ToList();
-        var lookup = needRoute.Count > 0 ? _host.GetRoutesAsync(needRoute, ct) : null;
-        if (requests.Count > 0)
-        {
-            await InventoryAsync("-InInterface, -ExternalAddress and -InternalAddress were not checked against them", ct).ConfigureAwait(false);
-        }
-
-        if (lookup is not null)
-        {
-            foreach (var (address, route) in await lookup.ConfigureAwait(false))
-            {
-                _routes[address] = route;
-            }
-        }
-
-        var routes = _routes;
-
-        var defs = new List<PortForwardDefinition>(requests.Count);
-        foreach (var r in requests)
-        {
-            try
-            {
-                IPAddress? snat = r.SnatAddress;
-                if (r.NeedsRouteSource)
-                {
-                    snat = routes.TryGetValue(r.InternalAddress, out var route) ? route.Source : null;
-                    if (snat is null)
-                    {
-                        var where = _host.NetworkNamespace is null ? "this host" : $"network namespace '{_host.NetworkNamespace}'";
-                        throw new NetfilterException(
-                            "NoRouteToInternalAddress",
-                            FailureKind.InvalidArgument,
-                            $"{where} has no route to {r.InternalAddress}, so there is no source address for SNAT. Add the route, or give -SnatAddress, -Masquerade or -NoSnat.",
-                            r.InternalAddress);
-                    }
-
-                    _observer.Verbose($"SNAT source for {r.InternalAddress}: {snat} (ip route get).");
-                }
-
-                IPNetwork? hairpin = null;
-                if (r.NeedsHairpinNetwork)
-                {
-                    hairpin = HairpinNetworkFor(r.InternalAddress, routes, _inventory?.Addresses ?? throw _inventoryError!);
-                    _observer.Verbose($"Hairpin network for {r.InternalAddress}: {hairpin} (its clients are masqueraded).");
-                }
-
-                var def = r.Build(snat, hairpin);
-                defs.Add(def);
-                if (_inventory is not null)
-                {
-                    foreach (var finding in Diagnostics.ForwardChecks.Check(def, _inventory))
-                    {
-                        _observer.Warning(FormatWarning(finding));
-                    }
-                }
-            }
-            catch (NetfilterException ex)
-            {
-                _observer.Failed(ex);
-            }
-        }
-
-        return defs;
-    }
-
     private async Task<bool?> ReadForwardingAsync(IpFamily family, CancellationToken ct)
     {
         try
@@ -1053,59 +393,10 @@ public sealed class PortForwardManager
     /// </summary>
     private static bool SameDefinition(PortForward old, PortForwardDefinition def) =>
         old.Definition.Equals(def)
-        || (old.SnatMode == SnatMode.Snat && old.SnatAddress is null && old.MissingRules.Contains(RuleRole.Snat)
+        || (old.SnatMode == SnatMode.Snat && old.SnatAddress is null && old.MissingRules.Contains(ForwardPart.Snat)
             && def.SnatMode == SnatMode.Snat
             && PortForwardDefinition.CreateFromKernel(def.Name, def.Protocol, def.ExternalAddress, def.ExternalPort, def.InternalAddress, def.InternalPort, SnatMode.Snat, null, def.Description,
                 new ForwardExtras(def.ExternalPortEnd, def.InternalPortEnd, def.SourceAddresses, def.InInterface, def.IncludeLocal)).Equals(old.Definition));
-
-    /// <summary>
-    /// The external endpoints of a namespace's forwards, indexed by family, protocol and port, so that checking
-    /// a batch of N new forwards for clashes costs about N lookups rather than N times the number of forwards.
-    /// </summary>
-    internal sealed class EndpointIndex
-    {
-        private readonly Dictionary<(IpFamily, Protocol, int), List<PortForwardDefinition>> _singles = new();
-        private readonly List<PortForwardDefinition> _ranges = new();
-
-        public void Add(PortForwardDefinition d)
-        {
-            if (d.IsRange)
-            {
-                _ranges.Add(d);
-                return;
-            }
-
-            var key = (d.Family, d.Protocol, d.ExternalPort);
-            if (!_singles.TryGetValue(key, out var list))
-            {
-                _singles[key] = list = new List<PortForwardDefinition>(1);
-            }
-
-            list.Add(d);
-        }
-
-        /// <summary>A forward of another name that overlaps <paramref name="d"/>, if any.</summary>
-        public PortForwardDefinition? FindOverlap(PortForwardDefinition d)
-        {
-            IEnumerable<PortForwardDefinition> candidates = d.IsRange && d.ExternalPortEnd - d.ExternalPort > 4096
-                ? _singles.Values.SelectMany(l => l)
-                : Enumerable.Range(d.ExternalPort, d.ExternalPortEnd - d.ExternalPort + 1)
-                    .SelectMany(p => _singles.TryGetValue((d.Family, d.Protocol, p), out var l) ? l : Enumerable.Empty<PortForwardDefinition>());
-            return candidates.Concat(_ranges).FirstOrDefault(o => o.Name != d.Name && Overlaps(o, d));
-        }
-    }
-
-    /// <summary>
-    /// Two forwards overlap when a packet could match both: same family and protocol, intersecting external
-    /// port ranges, compatible addresses, interfaces and sources.
-    /// </summary>
-    internal static bool Overlaps(PortForwardDefinition a, PortForwardDefinition b) =>
-        a.Family == b.Family && a.Protocol == b.Protocol
-        && a.ExternalPort <= b.ExternalPortEnd && b.ExternalPort <= a.ExternalPortEnd
-        && (a.ExternalAddress is null || b.ExternalAddress is null || a.ExternalAddress.Equals(b.ExternalAddress))
-        && (a.InInterface is null || b.InInterface is null || a.InInterface == b.InInterface)
-        && (a.SourceAddresses.Count == 0 || b.SourceAddresses.Count == 0
-            || a.SourceAddresses.Any(x => b.SourceAddresses.Any(y => x.Contains(y.BaseAddress) || y.Contains(x.BaseAddress))));
 
     private static string Describe(PortForwardDefinition d) => new PortForward(d).ToString();
 

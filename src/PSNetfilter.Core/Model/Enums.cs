@@ -28,7 +28,7 @@ public enum SnatMode
 }
 
 /// <summary>One of the kernel rules a forward consists of.</summary>
-public enum RuleRole
+public enum ForwardPart
 {
     /// <summary>nat/PSNF-PREROUTING: DNAT of new connections to the internal endpoint.</summary>
     Dnat,

@@ -1,5 +1,4 @@
 using System.Net;
-using PSNetfilter.Core.Backends.Iptables;
 
 namespace PSNetfilter;
 
@@ -59,13 +58,13 @@ public sealed class PortForward
     public string? NetworkNamespace { get; init; }
 
     /// <summary>Roles whose rule is absent from the kernel (drift). Empty when complete.</summary>
-    public IReadOnlyList<RuleRole> MissingRules { get; init; } = Array.Empty<RuleRole>();
+    public IReadOnlyList<ForwardPart> MissingRules { get; init; } = Array.Empty<ForwardPart>();
 
     /// <summary>Roles that have more than one rule in the kernel (drift).</summary>
-    public IReadOnlyList<RuleRole> DuplicateRules { get; init; } = Array.Empty<RuleRole>();
+    public IReadOnlyList<ForwardPart> DuplicateRules { get; init; } = Array.Empty<ForwardPart>();
 
     /// <summary>Roles whose rule sits in a module chain that no jump leads to any more (a jump deleted by hand).</summary>
-    public IReadOnlyList<RuleRole> UnreachableRules { get; init; } = Array.Empty<RuleRole>();
+    public IReadOnlyList<ForwardPart> UnreachableRules { get; init; } = Array.Empty<ForwardPart>();
 
     /// <summary>True when every rule is there once and reached.</summary>
     public bool IsComplete => MissingRules.Count == 0 && DuplicateRules.Count == 0 && UnreachableRules.Count == 0;
@@ -119,9 +118,6 @@ public sealed class PortForward
 
     /// <summary>True when this forward is in the saved boot set of the persistence unit.</summary>
     public bool Persisted { get; init; }
-
-    /// <summary>The kernel rules this object was rebuilt from (empty for a forward not read from the kernel).</summary>
-    internal IReadOnlyList<OwnedRule> Rules { get; init; } = Array.Empty<OwnedRule>();
 
     /// <summary>"1.2.3.4:8080", "*:8080", "[2001:db8::1]:8080".</summary>
     public string ExternalEndpoint => Endpoint(ExternalAddress, ExternalPort, ExternalPortEnd);

@@ -11,7 +11,7 @@ namespace PSNetfilter.Commands;
 /// async calls from the pipeline thread, and funnels messages written on other threads (verbose process
 /// lines, per-item errors) back to the pipeline thread, where PowerShell requires them.
 /// </summary>
-public abstract class PSNetfilterCmdlet : PSCmdlet, IChangeObserver
+public abstract class PSNetfilterCmdlet : PSCmdlet, IChangeObserver, ICmdletThread
 {
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentQueue<Action> _pending = new();
@@ -232,4 +232,8 @@ public abstract class PSNetfilterCmdlet : PSCmdlet, IChangeObserver
     void IChangeObserver.Warning(string message) => _pending.Enqueue(() => WriteWarning(message));
 
     void IChangeObserver.Debug(string message) => _pending.Enqueue(() => WriteDebug(message));
+
+    T ICmdletThread.Run<T>(Func<CancellationToken, Task<T>> call) => Run(call);
+
+    void ICmdletThread.Flush() => Flush();
 }

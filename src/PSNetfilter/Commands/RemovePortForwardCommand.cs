@@ -15,8 +15,7 @@ public sealed class RemovePortForwardCommand : PSNetfilterCmdlet
     private const string NameSet = "Name";
     private const string ObjectSet = "InputObject";
 
-    private readonly Dictionary<string, List<NameSelector>> _queued = new(StringComparer.Ordinal);
-    private readonly List<string> _order = new();
+    private readonly NamespaceQueue<NameSelector> _queue = new();
 
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = NameSet, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
@@ -77,25 +76,11 @@ public sealed class RemovePortForwardCommand : PSNetfilterCmdlet
 
     protected override void EndProcessing()
     {
-        foreach (var key in _order)
+        foreach (var (ns, selectors) in _queue.InOrder())
         {
-            var ns = key.Length == 0 ? null : key;
-            var manager = CreateManager(ns);
             try
             {
-                using var session = Run(ct => manager.OpenAsync(ct));
-                var missing = Run(ct => manager.MissingAsync(session.Snapshot.Forwards));
-                manager.PlanRemoves(session, _queued[key], missing);
-                Flush();
-                var results = Run(ct => manager.CommitAsync(session, ct));
-
-                // Accept rules -AcceptInOtherTables put into other tables go with their forward.
-                var removed = results.Where(r => r.Kind == ChangeKind.Removed).Select(r => r.Forward.Name).ToList();
-                Run(async ct =>
-                {
-                    await manager.RemoveAcceptRulesAsync(removed, ct).ConfigureAwait(false);
-                    return removed.Count;
-                });
+                var results = RemoveRun.Apply(CreateManager(ns), selectors, this);
                 if (PassThru)
                 {
                     foreach (var r in results)
@@ -111,21 +96,5 @@ public sealed class RemovePortForwardCommand : PSNetfilterCmdlet
         }
     }
 
-    private void Queue(string? networkNamespace, NameSelector selector)
-    {
-        var ns = NetworkNamespaceName.Check(networkNamespace);
-        if (ns is not null)
-        {
-            SystemChecks.ValidateNetworkNamespace(ns);
-        }
-
-        var key = ns ?? string.Empty;
-        if (!_queued.TryGetValue(key, out var list))
-        {
-            _queued[key] = list = new List<NameSelector>();
-            _order.Add(key);
-        }
-
-        list.Add(selector);
-    }
+    private void Queue(string? networkNamespace, NameSelector selector) => _queue.Add(networkNamespace, selector);
 }

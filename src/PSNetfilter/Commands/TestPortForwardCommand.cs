@@ -2,6 +2,7 @@ using System.Management.Automation;
 using PSNetfilter.Core.Diagnostics;
 using PSNetfilter.Core.Host;
 using PSNetfilter.Core.Engine;
+using PSNetfilter.Core.Persistence;
 
 namespace PSNetfilter.Commands;
 
@@ -16,7 +17,7 @@ public sealed class TestPortForwardCommand : PSNetfilterCmdlet
     private const string NameSet = "Name";
     private const string ObjectSet = "InputObject";
 
-    private readonly Dictionary<string, List<NameSelector>> _names = new(StringComparer.Ordinal);
+    private readonly NamespaceQueue<NameSelector> _names = new(checkExists: false); // checked once, when the pipeline ends
 
     [Parameter(Position = 0, ParameterSetName = NameSet, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
@@ -77,9 +78,8 @@ public sealed class TestPortForwardCommand : PSNetfilterCmdlet
 
     protected override void EndProcessing()
     {
-        foreach (var (key, names) in _names)
+        foreach (var (ns, names) in _names.InOrder())
         {
-            var ns = key.Length == 0 ? null : key;
             try
             {
                 if (ns is not null)
@@ -87,9 +87,9 @@ public sealed class TestPortForwardCommand : PSNetfilterCmdlet
                     SystemChecks.ValidateNetworkNamespace(ns);
                 }
 
-                var units = PSNetfilter.Core.Persistence.BootSetReader.FindInstalled("/");
+                var units = BootSetReader.FindInstalled("/");
                 var persisted = units.Where(u => u.NetworkNamespace == ns).SelectMany(u => u.ForwardNames).ToHashSet(PortForwardNames.Comparer);
-                var manager = new PSNetfilter.Core.Engine.PortForwardManager(CreateHost(ns), this) { PersistedUnits = units, IsPersisted = persisted.Contains };
+                var manager = new PortForwardManager(CreateHost(ns), this) { PersistedUnits = units, IsPersisted = persisted.Contains };
                 var (findings, known) = Run(ct => manager.DiagnoseAsync(names, !NoConnect, ct));
                 foreach (var missing in NameSelector.Unmatched(names, known))
                 {
@@ -113,14 +113,5 @@ public sealed class TestPortForwardCommand : PSNetfilterCmdlet
         }
     }
 
-    private void Add(string? networkNamespace, NameSelector selector)
-    {
-        var key = NetworkNamespaceName.Check(networkNamespace) ?? string.Empty;
-        if (!_names.TryGetValue(key, out var list))
-        {
-            _names[key] = list = new List<NameSelector>();
-        }
-
-        list.Add(selector);
-    }
+    private void Add(string? networkNamespace, NameSelector selector) => _names.Add(networkNamespace, selector);
 }

@@ -18,7 +18,7 @@ internal sealed class FakeProcessRunner : IProcessRunner
 
     private readonly object _gate = new();
 
-    public static IptablesBackend Backend { get; } = new(IptablesBackendKind.Nft, "1.8.9", Save4, Restore4, Save6, Restore6);
+    public static IptablesToolset Backend { get; } = new(IptablesBackendKind.Nft, "1.8.9", Save4, Restore4, Save6, Restore6);
 
     /// <summary>What <c>iptables-save -c</c> prints.</summary>
     public string SaveText4 { get; set; } = string.Empty;

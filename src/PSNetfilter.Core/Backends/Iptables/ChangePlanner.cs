@@ -158,7 +158,7 @@ public sealed class ChangePlanBuilder
         }
 
         _removed.Add(forward);
-        foreach (var r in forward.Rules)
+        foreach (var r in _state.RulesOf.GetValueOrDefault(forward.Name) ?? new List<OwnedRule>())
         {
             _deletions.Add((r.Table, r.Chain, r.Line.Position, r.Name));
             if (_chains.TryGetValue(r.Chain, out var cs))

@@ -5,7 +5,7 @@ using PSNetfilter.Core.Backends.Iptables;
 namespace PSNetfilter.Core.Backends.Iptables;
 
 /// <summary>A kernel rule the module owns: tagged <c>psnf:v1:NAME:ROLE</c> in a PSNF- chain.</summary>
-public sealed record OwnedRule(string Name, RuleRole Role, RuleLine Line, IReadOnlyDictionary<string, string> Options, string[] TagParts)
+public sealed record OwnedRule(string Name, ForwardPart Role, RuleLine Line, IReadOnlyDictionary<string, string> Options, string[] TagParts)
 {
     public string Table => Line.Table;
 
@@ -18,6 +18,9 @@ public sealed class OwnedState
     public required IpFamily Family { get; init; }
 
     public required IReadOnlyList<PortForward> Forwards { get; init; }
+
+    /// <summary>The rules each forward was rebuilt from, by name: what removing it deletes.</summary>
+    public IReadOnlyDictionary<string, List<OwnedRule>> RulesOf { get; init; } = new Dictionary<string, List<OwnedRule>>();
 
     /// <summary>Rules in PSNF- chains that carry no module tag (someone added them by hand); kept, never deleted.</summary>
     public required IReadOnlyList<RuleLine> UntaggedRules { get; init; }
@@ -90,7 +93,7 @@ public static class ForwardReader
         }
 
         forwards.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
-        return new OwnedState { Family = ruleset.Family, Forwards = forwards, UntaggedRules = untagged, Warnings = warnings };
+        return new OwnedState { Family = ruleset.Family, Forwards = forwards, RulesOf = byName, UntaggedRules = untagged, Warnings = warnings };
     }
 
     /// <summary>Tokenises one rule and reads its tag; null when it is not a readable module rule.</summary>
@@ -133,13 +136,13 @@ public static class ForwardReader
             return null;
         }
 
-        RuleRole? role = parts[1] switch
+        ForwardPart? role = parts[1] switch
         {
-            "dnat" when parts.Length is 4 or 5 => RuleRole.Dnat,
-            "local" when parts.Length is 2 or 3 => RuleRole.Local,
-            "hairpin" when parts.Length is 2 or 3 => RuleRole.Hairpin,
-            "snat" when parts.Length is 2 or 3 => RuleRole.Snat,
-            "fwd" when parts.Length is 2 or 3 => RuleRole.Forward,
+            "dnat" when parts.Length is 4 or 5 => ForwardPart.Dnat,
+            "local" when parts.Length is 2 or 3 => ForwardPart.Local,
+            "hairpin" when parts.Length is 2 or 3 => ForwardPart.Hairpin,
+            "snat" when parts.Length is 2 or 3 => ForwardPart.Snat,
+            "fwd" when parts.Length is 2 or 3 => ForwardPart.Forward,
             _ => null,
         };
         return role is null ? null : new OwnedRule(parts[0], role.Value, rule, options, parts);
@@ -147,10 +150,10 @@ public static class ForwardReader
 
     private static PortForward? Rebuild(string name, List<OwnedRule> rules, IpFamily family, string? ns, bool persisted, List<string> warnings, Func<string, string, bool> reachable)
     {
-        var dnats = rules.Where(r => r.Role == RuleRole.Dnat).ToList();
+        var dnats = rules.Where(r => r.Role == ForwardPart.Dnat).ToList();
         var dnat = dnats.FirstOrDefault();
-        var snat = rules.FirstOrDefault(r => r.Role == RuleRole.Snat);
-        var fwd = rules.FirstOrDefault(r => r.Role == RuleRole.Forward);
+        var snat = rules.FirstOrDefault(r => r.Role == ForwardPart.Snat);
+        var fwd = rules.FirstOrDefault(r => r.Role == ForwardPart.Forward);
         try
         {
             Protocol protocol;
@@ -221,7 +224,7 @@ public static class ForwardReader
             if (dnat is null)
             {
                 // What only the DNAT rules held is gone; the flags on the other rules say whether there was any.
-                includeLocal = (flags?.Local ?? false) || rules.Any(r => r.Role == RuleRole.Local);
+                includeLocal = (flags?.Local ?? false) || rules.Any(r => r.Role == ForwardPart.Local);
                 partial = flags is { } f0 && (f0.Interface || f0.Description || f0.Sources > 0);
             }
             else if (flags is { Sources: > 0 } f && sources.Count < f.Sources)
@@ -235,22 +238,22 @@ public static class ForwardReader
                 snatAddress = ParseHost(srcAddr);
             }
 
-            var hairpinRule = rules.FirstOrDefault(r => r.Role == RuleRole.Hairpin);
+            var hairpinRule = rules.FirstOrDefault(r => r.Role == ForwardPart.Hairpin);
             var hairpin = hairpinRule is not null && hairpinRule.Options.TryGetValue("-s", out var hs) ? PortForwardDefinition.ParseNetwork(hs) : (IPNetwork?)null;
             var hasHairpin = (flagText is not null && (RuleLayout.ParseAllFlags(flagText)?.Hairpin ?? false)) || hairpinRule is not null;
             var extras = new ForwardExtras(extEnd, internalEnd, sources, inInterface, includeLocal, mode == SnatMode.None && includeLocal ? hairpin : null);
             var def = PortForwardDefinition.CreateFromKernel(name, protocol, ext, extPort, internalAddr, internalPort, mode, snatAddress, description, extras);
-            var missing = new List<RuleRole>();
-            var dup = new List<RuleRole>();
-            foreach (var role in new[] { RuleRole.Dnat, RuleRole.Local, RuleRole.Snat, RuleRole.Hairpin, RuleRole.Forward })
+            var missing = new List<ForwardPart>();
+            var dup = new List<ForwardPart>();
+            foreach (var role in new[] { ForwardPart.Dnat, ForwardPart.Local, ForwardPart.Snat, ForwardPart.Hairpin, ForwardPart.Forward })
             {
                 var count = rules.Count(r => r.Role == role);
                 var expected = role switch
                 {
-                    RuleRole.Dnat => Math.Max(1, Math.Max(sources.Count, flags?.Sources ?? 0)),
-                    RuleRole.Local => includeLocal ? 1 : 0,
-                    RuleRole.Hairpin => hasHairpin ? 1 : 0,
-                    RuleRole.Snat => mode == SnatMode.None ? 0 : 1,
+                    ForwardPart.Dnat => Math.Max(1, Math.Max(sources.Count, flags?.Sources ?? 0)),
+                    ForwardPart.Local => includeLocal ? 1 : 0,
+                    ForwardPart.Hairpin => hasHairpin ? 1 : 0,
+                    ForwardPart.Snat => mode == SnatMode.None ? 0 : 1,
                     _ => 1,
                 };
                 if (count < expected)
@@ -264,7 +267,7 @@ public static class ForwardReader
             }
 
             ulong packets = 0, bytes = 0;
-            foreach (var r in rules.Where(r => r.Role == RuleRole.Forward))
+            foreach (var r in rules.Where(r => r.Role == ForwardPart.Forward))
             {
                 packets += r.Line.Packets;
                 bytes += r.Line.Bytes;
@@ -278,7 +281,6 @@ public static class ForwardReader
                 Packets = packets,
                 Bytes = bytes,
                 Persisted = persisted,
-                Rules = rules,
                 DefinitionPartial = partial,
                 UnreachableRules = rules.Where(r => !reachable(r.Table, r.Chain)).Select(r => r.Role).Distinct().ToList(),
             };

@@ -7,7 +7,7 @@ using System.Text.RegularExpressions;
 namespace PSNetfilter.Core.Backends.Iptables;
 
 /// <summary>A rule as the module writes it: which table and chain, which role, and the spec after <c>-A CHAIN</c>.</summary>
-public sealed record RenderedRule(string Table, string Chain, RuleRole Role, string Spec)
+public sealed record RenderedRule(string Table, string Chain, ForwardPart Role, string Spec)
 {
     /// <summary>The dispatch jumps from the hooked chain down to <see cref="Chain"/> (empty when the rule sits in the hooked chain).</summary>
     public IReadOnlyList<DispatchStep> Path { get; init; } = Array.Empty<DispatchStep>();
@@ -50,11 +50,11 @@ public static partial class RuleLayout
     /// <summary>Tables the module writes to, in payload order.</summary>
     public static readonly IReadOnlyList<string> Tables = new[] { "nat", "filter" };
 
-    public static ChainHook HookFor(RuleRole role) => role switch
+    public static ChainHook HookFor(ForwardPart role) => role switch
     {
-        RuleRole.Dnat => PreRouting,
-        RuleRole.Local => Output,
-        RuleRole.Snat or RuleRole.Hairpin => PostRouting,
+        ForwardPart.Dnat => PreRouting,
+        ForwardPart.Local => Output,
+        ForwardPart.Snat or ForwardPart.Hairpin => PostRouting,
         _ => Forward,
     };
 
@@ -92,7 +92,7 @@ public static partial class RuleLayout
 
             DestinationMatch(spec, d, proto, external, extPorts, inInterface: true);
             spec.Add("-m").Add("comment").Add("--comment").Add(dnatTag).Add("-j").Add("DNAT").Add("--to-destination").Add(dnatTarget);
-            rules.Add(Make(PreRouting, RuleRole.Dnat, spec, prePath));
+            rules.Add(Make(PreRouting, ForwardPart.Dnat, spec, prePath));
         }
 
         // nat/OUTPUT: the same DNAT for connections the gateway itself opens (-IncludeLocal).
@@ -100,7 +100,7 @@ public static partial class RuleLayout
         {
             DestinationMatch(spec, d, proto, external, extPorts, inInterface: false);
             spec.Add("-m").Add("comment").Add("--comment").Add(Tag(d.Name, "local") + flags).Add("-j").Add("DNAT").Add("--to-destination").Add(dnatTarget);
-            rules.Add(Make(Output, RuleRole.Local, spec, Path(Output)));
+            rules.Add(Make(Output, ForwardPart.Local, spec, Path(Output)));
         }
 
         // nat/POSTROUTING: only connections this forward DNATed get their source rewritten (hairpin clients
@@ -124,7 +124,7 @@ public static partial class RuleLayout
                 spec.Add("-j").Add("MASQUERADE");
             }
 
-            rules.Add(Make(PostRouting, RuleRole.Snat, spec, Path(PostRouting)));
+            rules.Add(Make(PostRouting, ForwardPart.Snat, spec, Path(PostRouting)));
         }
 
         // nat/POSTROUTING, -NoSnat -IncludeLocal: hairpin clients (on the gateway's network towards the internal
@@ -139,7 +139,7 @@ public static partial class RuleLayout
             }
 
             spec.Add("--ctorigdstport").Add(extPorts).Add("-m").Add("comment").Add("--comment").Add(Tag(d.Name, "hairpin") + flags).Add("-j").Add("MASQUERADE");
-            rules.Add(Make(PostRouting, RuleRole.Hairpin, spec, Path(PostRouting)));
+            rules.Add(Make(PostRouting, ForwardPart.Hairpin, spec, Path(PostRouting)));
         }
 
         // filter/FORWARD: the connection this forward DNATed, identified by its conntrack tuples, in both
@@ -152,7 +152,7 @@ public static partial class RuleLayout
 
         spec.Add("--ctorigdstport").Add(extPorts).Add("--ctreplsrc").Add(@internal).Add("--ctreplsrcport").Add(intPorts);
         spec.Add("-m").Add("comment").Add("--comment").Add(Tag(d.Name, "fwd") + flags).Add("-j").Add("ACCEPT");
-        rules.Add(Make(Forward, RuleRole.Forward, spec, Path(Forward)));
+        rules.Add(Make(Forward, ForwardPart.Forward, spec, Path(Forward)));
         return rules;
     }
 
@@ -377,7 +377,7 @@ public static partial class RuleLayout
         return hook == PostRouting ? "PSNF-POST-" : "PSNF-FWD-";
     }
 
-    private static RenderedRule Make(ChainHook hook, RuleRole role, SpecWriter spec, IReadOnlyList<DispatchStep> path) =>
+    private static RenderedRule Make(ChainHook hook, ForwardPart role, SpecWriter spec, IReadOnlyList<DispatchStep> path) =>
         new(hook.Table, path.Count == 0 ? hook.Chain : path[^1].Chain, role, spec.Take()) { Path = path };
 
     /// <summary>

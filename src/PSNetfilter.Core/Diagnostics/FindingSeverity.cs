@@ -1,0 +1,8 @@
+namespace PSNetfilter.Core.Diagnostics;
+
+public enum FindingSeverity
+{
+    Info,
+    Warning,
+    Error,
+}

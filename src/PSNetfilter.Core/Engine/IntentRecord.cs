@@ -169,9 +169,3 @@ public static class IntentRecord
                 HairpinNetwork is null ? null : PortForwardDefinition.ParseNetwork(HairpinNetwork)));
     }
 }
-
-[JsonSourceGenerationOptions(WriteIndented = true, UseStringEnumConverter = true)]
-[JsonSerializable(typeof(IntentRecord.Document))]
-internal sealed partial class IntentJson : JsonSerializerContext
-{
-}

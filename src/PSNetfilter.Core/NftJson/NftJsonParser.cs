@@ -116,12 +116,3 @@ public static class NftJsonParser
     private static long? Num(JsonElement e, string name) =>
         e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out var n) ? n : null;
 }
-
-/// <summary><c>nft -j</c> output the parser could not read.</summary>
-public sealed class NftParseException : NetfilterException
-{
-    public NftParseException(string message, Exception? inner)
-        : base("NftRulesetParseError", FailureKind.InvalidData, message, null, inner)
-    {
-    }
-}

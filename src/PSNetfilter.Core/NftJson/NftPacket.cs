@@ -2,13 +2,6 @@ using System.Net;
 
 namespace PSNetfilter.Core.NftJson;
 
-/// <summary>Which way a packet travels relative to the connection that conntrack saw first.</summary>
-public enum NftDirection
-{
-    Original,
-    Reply,
-}
-
 /// <summary>
 /// One packet of a forward's connection as a hook sees it. A null field is not known in advance (the client's
 /// address, an interface the route decides): a match on it is neither true nor false but unknown.

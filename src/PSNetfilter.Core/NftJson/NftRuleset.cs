@@ -2,43 +2,6 @@ using System.Text.Json;
 
 namespace PSNetfilter.Core.NftJson;
 
-/// <summary>A table as <c>nft -j list ruleset</c> shows it: family (ip, ip6, inet, arp, bridge, netdev) and name.</summary>
-public sealed record NftTable(string Family, string Name, long Handle)
-{
-    /// <summary>"inet filter": how nft itself names a table on its command line.</summary>
-    public string Display => Family + " " + Name;
-}
-
-/// <summary>
-/// A chain. A base chain has a <see cref="Hook"/> (prerouting, input, forward, output, postrouting, ingress),
-/// a <see cref="Type"/> (filter, nat, route) a <see cref="Priority"/> and a <see cref="Policy"/>;
-/// a regular chain has none of them and is reached only by jump or goto.
-/// </summary>
-public sealed record NftChain(string Family, string Table, string Name, long Handle)
-{
-    public string? Type { get; init; }
-
-    public string? Hook { get; init; }
-
-    public int? Priority { get; init; }
-
-    public string? Policy { get; init; }
-
-    public bool IsBase => Hook is not null;
-}
-
-/// <summary>One rule: its statements (the <c>expr</c> array) are kept as JSON for the evaluator and the renderer.</summary>
-public sealed record NftRule(string Family, string Table, string Chain, long Handle, IReadOnlyList<JsonElement> Expressions)
-{
-    public string? Comment { get; init; }
-}
-
-/// <summary>A named set or map (<c>@name</c> in a rule): its elements, as JSON.</summary>
-public sealed record NftSet(string Family, string Table, string Name, IReadOnlyList<JsonElement> Elements)
-{
-    public bool IsMap { get; init; }
-}
-
 /// <summary>The whole ruleset of one network namespace, read from <c>nft -j list ruleset</c>.</summary>
 public sealed class NftRuleset
 {

@@ -1,9 +1,6 @@
 using PSNetfilter.Core.Engine;
 namespace PSNetfilter.Core.Persistence;
 
-/// <summary>What the header of a boot-set script says.</summary>
-public sealed record BootSetInfo(int Version, string UnitName, string? NetworkNamespace, IReadOnlyList<string> ForwardNames, string ScriptPath);
-
 /// <summary>
 /// Reads the header of boot-set scripts (<c># psnf-...:</c> lines, up to the first line that is not a
 /// comment), and answers which forwards are persisted for a namespace.

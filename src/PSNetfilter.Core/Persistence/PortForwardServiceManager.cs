@@ -2,28 +2,6 @@ using PSNetfilter.Core.Engine;
 
 namespace PSNetfilter.Core.Persistence;
 
-/// <summary>An install whose files are planned and whose unit name was found free of foreign units.</summary>
-public sealed class PreparedInstall
-{
-    internal PreparedInstall(InstallPlan plan) => Plan = plan;
-
-    public InstallPlan Plan { get; }
-}
-
-/// <summary>An uninstall whose files were found, and whose unit is the module's own.</summary>
-public sealed class PreparedUninstall
-{
-    internal PreparedUninstall(ServicePaths paths, IReadOnlyList<PlannedFile> files)
-    {
-        Paths = paths;
-        Files = files;
-    }
-
-    public ServicePaths Paths { get; }
-
-    public IReadOnlyList<PlannedFile> Files { get; }
-}
-
 /// <summary>
 /// Install and uninstall of a persistence unit: plan the files and check that the unit name is the module's
 /// (Prepare*), then ask the observer, write them atomically, and start or stop the unit when systemd runs this

@@ -3,50 +3,6 @@ using PSNetfilter.Core.Backends.Iptables;
 
 namespace PSNetfilter.Core.Persistence;
 
-/// <summary>What installing does to one file.</summary>
-public enum FileChange
-{
-    Unchanged,
-    Created,
-    Updated,
-    Removed,
-}
-
-/// <summary>One file (or the enabling symlink) of a unit: where it goes and what happens to it.</summary>
-public sealed record PlannedFile(string TargetPath, string HostPath, byte[]? Content, string? LinkTarget, UnixFileMode Mode, FileChange Change)
-{
-    public bool IsLink => LinkTarget is not null;
-
-    public override string ToString() => $"{HostPath} ({Change.ToString().ToLowerInvariant()})";
-}
-
-/// <summary>The files of a unit and what installing would change; made without writing anything.</summary>
-public sealed class InstallPlan
-{
-    internal InstallPlan(BootSet set, ServicePaths paths, IReadOnlyList<PlannedFile> files)
-    {
-        Set = set;
-        Paths = paths;
-        Files = files;
-    }
-
-    public BootSet Set { get; }
-
-    public ServicePaths Paths { get; }
-
-    /// <summary>
-    /// The script, the unit file, its re-apply helper, the enabling symlink and the helper's links in the
-    /// followed managers' .wants folders, in the order they are committed.
-    /// </summary>
-    public IReadOnlyList<PlannedFile> Files { get; }
-
-    public bool Changed => Files.Any(f => f.Change != FileChange.Unchanged);
-
-    public bool UnitFileChanged => Files.Any(f => f.TargetPath == Paths.UnitFile && f.Change != FileChange.Unchanged);
-
-    public string Describe() => string.Join(", ", Files.Select(f => f.ToString()));
-}
-
 /// <summary>
 /// Writes a boot set's files under a root: the script, the unit, its re-apply helper, the symlink in
 /// multi-user.target.wants that enables the unit and the helper's links in the .wants folders of the firewall

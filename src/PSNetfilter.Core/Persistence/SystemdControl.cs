@@ -4,7 +4,8 @@ namespace PSNetfilter.Core.Persistence;
 
 /// <summary>
 /// The few systemctl calls the persistence cmdlets make, and running a boot-set script directly, through
-/// the module's process funnel (<see cref="IProcessRunner"/>: an argument list, never a shell string).
+/// the module's one process funnel (<see cref="NetfilterHost.RunAsync"/>: an argument list, never a shell
+/// string; a missing tool is ToolNotInstalled; a namespace is entered with nsenter, as for every other tool).
 /// </summary>
 public sealed class SystemdControl
 {
@@ -53,26 +54,13 @@ public sealed class SystemdControl
 
     public Task ResetFailedAsync(string unit, CancellationToken ct) => SystemctlAsync(ct, check: false, "reset-failed", unit);
 
-    /// <summary>Runs <c>/bin/sh SCRIPT ACTION</c> (inside the namespace via <c>ip netns exec</c>), as the unit would.</summary>
-    /// <exception cref="NetfilterException">ServiceScriptFailed.</exception>
+    /// <summary>Runs <c>/bin/sh SCRIPT ACTION</c> inside the namespace, through the host's funnel, as the unit would.</summary>
+    /// <exception cref="CommandFailedException">ServiceScriptFailed.</exception>
     public async Task RunScriptAsync(string scriptHostPath, string? networkNamespace, string action, CancellationToken ct)
     {
-        var args = new List<string>();
-        string program;
-        if (networkNamespace is null)
-        {
-            program = SystemdUnitGenerator.Shell;
-        }
-        else
-        {
-            program = ExecutableLocator.Require("ip", "iproute2");
-            args.AddRange(new[] { "netns", "exec", networkNamespace, SystemdUnitGenerator.Shell });
-        }
-
-        args.AddRange(new[] { scriptHostPath, action });
-        var request = new ProcessRequest(program, args);
-        _log("Running: " + request.Display);
-        var r = await _runner.RunAsync(request, ct).ConfigureAwait(false);
+        var host = new NetfilterHost(networkNamespace, _runner, _log);
+        var request = new ProcessRequest(SystemdUnitGenerator.Shell, new[] { scriptHostPath, action });
+        var r = await host.RunAsync(request, inNamespace: true, ct).ConfigureAwait(false);
         foreach (var line in (r.StandardOutput + r.StandardError).Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             _log(line);
@@ -80,29 +68,18 @@ public sealed class SystemdControl
 
         if (r.ExitCode != 0)
         {
-            throw new NetfilterException(
-                "ServiceScriptFailed",
-                FailureKind.OperationFailed,
-                $"'{request.Display}' failed with exit code {r.ExitCode}: {r.StandardError.Trim()}",
-                scriptHostPath);
+            throw new CommandFailedException(host.Wrap(request).Display, r.ExitCode, r.StandardError, target: scriptHostPath, program: request.Program);
         }
     }
 
     private async Task<ProcessResult> SystemctlAsync(CancellationToken ct, bool check, params string[] args)
     {
-        var systemctl = ExecutableLocator.Require("systemctl", "systemd");
-        var request = new ProcessRequest(systemctl, args);
-        _log("Running: " + request.Display);
-        var r = await _runner.RunAsync(request, ct).ConfigureAwait(false);
+        var request = new ProcessRequest(ExecutableLocator.Require("systemctl", "systemd"), args);
+        var r = await new NetfilterHost(null, _runner, _log).RunAsync(request, inNamespace: false, ct).ConfigureAwait(false);
         if (check && r.ExitCode != 0)
         {
             var unit = args.Length > 1 ? args[1] : null;
-            var hint = unit is null ? string.Empty : $" See: journalctl -u {unit}";
-            throw new NetfilterException(
-                "SystemctlFailed",
-                FailureKind.OperationFailed,
-                $"'{request.Display}' failed with exit code {r.ExitCode}: {r.StandardError.Trim()}{hint}",
-                unit);
+            throw new CommandFailedException(request.Display, r.ExitCode, r.StandardError, target: unit, hint: unit is null ? null : $"See: journalctl -u {unit}");
         }
 
         return r;

@@ -4,31 +4,6 @@ using PSNetfilter.Core.Backends.Iptables;
 
 namespace PSNetfilter.Core.Backends.Iptables;
 
-/// <summary>A kernel rule the module owns: tagged <c>psnf:v1:NAME:ROLE</c> in a PSNF- chain.</summary>
-public sealed record OwnedRule(string Name, ForwardPart Role, RuleLine Line, IReadOnlyDictionary<string, string> Options, string[] TagParts)
-{
-    public string Table => Line.Table;
-
-    public string Chain => Line.Chain;
-}
-
-/// <summary>What the reader found in one family's ruleset.</summary>
-public sealed class OwnedState
-{
-    public required IpFamily Family { get; init; }
-
-    public required IReadOnlyList<PortForward> Forwards { get; init; }
-
-    /// <summary>The rules each forward was rebuilt from, by name: what removing it deletes.</summary>
-    public IReadOnlyDictionary<string, List<OwnedRule>> RulesOf { get; init; } = new Dictionary<string, List<OwnedRule>>();
-
-    /// <summary>Rules in PSNF- chains that carry no module tag (someone added them by hand); kept, never deleted.</summary>
-    public required IReadOnlyList<RuleLine> UntaggedRules { get; init; }
-
-    /// <summary>Tagged rules that could not be read back (hand-edited); reported, left alone.</summary>
-    public required IReadOnlyList<string> Warnings { get; init; }
-}
-
 /// <summary>
 /// Rebuilds forwards from a ruleset: looks only at rules in PSNF- chains, tokenises only those, and groups
 /// them by the name in their tag. Linear in the size of the dump.

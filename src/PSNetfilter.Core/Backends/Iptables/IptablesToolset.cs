@@ -1,12 +1,5 @@
 namespace PSNetfilter.Core.Backends.Iptables;
 
-/// <summary>Which xtables backend the host uses. Both backends print the same save format, with small differences.</summary>
-public enum IptablesBackendKind
-{
-    Nft,
-    Legacy,
-}
-
 /// <summary>The save/restore programs of one backend, resolved to paths.</summary>
 public sealed record IptablesToolset(IptablesBackendKind Kind, string Version, string Save4, string Restore4, string Save6, string Restore6)
 {

@@ -6,26 +6,6 @@ using System.Text.RegularExpressions;
 
 namespace PSNetfilter.Core.Backends.Iptables;
 
-/// <summary>A rule as the module writes it: which table and chain, which role, and the spec after <c>-A CHAIN</c>.</summary>
-public sealed record RenderedRule(string Table, string Chain, ForwardPart Role, string Spec)
-{
-    /// <summary>The dispatch jumps from the hooked chain down to <see cref="Chain"/> (empty when the rule sits in the hooked chain).</summary>
-    public IReadOnlyList<DispatchStep> Path { get; init; } = Array.Empty<DispatchStep>();
-}
-
-/// <summary>
-/// One jump of the dispatch tree: rule <see cref="Spec"/> in <see cref="Parent"/> sends a port range on to
-/// <see cref="Chain"/>.
-/// </summary>
-public sealed record DispatchStep(string Table, string Parent, string Chain, string Spec);
-
-/// <summary>Where a module chain hangs: the built-in chain that jumps to it.</summary>
-public sealed record ChainHook(string Table, string BuiltinChain, string Chain)
-{
-    /// <summary>The spec of the jump rule, as iptables-save prints it.</summary>
-    public string JumpSpec => "-j " + Chain;
-}
-
 /// <summary>
 /// The rule layout in the kernel, in one place: chain names, the comment tag, and the rules of a forward.
 /// Every token written here comes from a validated definition and is checked against a closed alphabet
@@ -416,25 +396,4 @@ public static partial class RuleLayout
     /// <summary>The closed alphabet of a rendered token: letters, digits and . _ : / + [ ] -.</summary>
     private static readonly SearchValues<char> SafeTokenChars =
         SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:/+[]-");
-}
-
-/// <summary>
-/// The dispatch paths of one batch, by hook, protocol and the bucket a port range falls into: the forwards of a
-/// batch that share a leaf share its path, so a batch of 1000 renders about 70 paths instead of 3000.
-/// </summary>
-public sealed class DispatchPathCache
-{
-    private readonly Dictionary<(ChainHook Hook, Protocol Protocol, int Depth, int Bucket), IReadOnlyList<DispatchStep>> _paths = new();
-
-    public IReadOnlyList<DispatchStep> Get(ChainHook hook, Protocol protocol, int low, int high)
-    {
-        var depth = RuleLayout.DispatchDepth(low, high);
-        var key = (hook, protocol, depth, depth == 0 ? 0 : low >> (16 - (4 * depth)));
-        if (!_paths.TryGetValue(key, out var path))
-        {
-            _paths[key] = path = RuleLayout.PathTo(hook, protocol, low, high);
-        }
-
-        return path;
-    }
 }

@@ -1,0 +1,14 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace PSNetfilter.Core.Backends.Iptables;
+
+/// <summary>Where a module chain hangs: the built-in chain that jumps to it.</summary>
+public sealed record ChainHook(string Table, string BuiltinChain, string Chain)
+{
+    /// <summary>The spec of the jump rule, as iptables-save prints it.</summary>
+    public string JumpSpec => "-j " + Chain;
+}

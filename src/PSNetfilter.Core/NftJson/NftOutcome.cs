@@ -1,0 +1,11 @@
+using System.Net;
+using System.Text.Json;
+
+namespace PSNetfilter.Core.NftJson;
+
+/// <summary>What a base chain does with a packet.</summary>
+public enum NftOutcome
+{
+    Accept,
+    Drop,
+}

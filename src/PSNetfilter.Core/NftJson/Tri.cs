@@ -1,0 +1,12 @@
+using System.Net;
+using System.Text.Json;
+
+namespace PSNetfilter.Core.NftJson;
+
+/// <summary>Three-valued logic for matches on partly known packets.</summary>
+public enum Tri
+{
+    False,
+    True,
+    Unknown,
+}

@@ -1,0 +1,6 @@
+using PSNetfilter.Core.Engine;
+
+namespace PSNetfilter.Core.Persistence;
+
+/// <summary>What the header of a boot-set script says.</summary>
+public sealed record BootSetInfo(int Version, string UnitName, string? NetworkNamespace, IReadOnlyList<string> ForwardNames, string ScriptPath);

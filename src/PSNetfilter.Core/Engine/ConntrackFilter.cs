@@ -1,5 +1,4 @@
 using System.Globalization;
-using PSNetfilter.Core.Backends.Iptables;
 
 namespace PSNetfilter.Core.Engine;
 
@@ -22,7 +21,7 @@ public static class ConntrackFilter
     public static IReadOnlyList<string> DeleteArguments(PortForward old)
     {
         var d = old.Definition;
-        var args = new List<string> { "-f", d.Family == IpFamily.IPv4 ? "ipv4" : "ipv6", "-p", RuleLayout.ProtoName(d.Protocol) };
+        var args = new List<string> { "-f", d.Family == IpFamily.IPv4 ? "ipv4" : "ipv6", "-p", ProtocolName.Of(d.Protocol) };
         if (d.ExternalAddress is not null)
         {
             args.AddRange(new[] { "--orig-dst", d.ExternalAddress.ToString() });

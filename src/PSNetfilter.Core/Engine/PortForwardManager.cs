@@ -1,5 +1,4 @@
 using PSNetfilter.Core.Backends;
-using PSNetfilter.Core.Backends.Iptables;
 using PSNetfilter.Core.Diagnostics;
 using PSNetfilter.Core.Host;
 using PSNetfilter.Core.Persistence;
@@ -20,12 +19,12 @@ public sealed class PortForwardManager
     private readonly IChangeObserver _observer;
     private readonly GatewayFacts _facts;
 
-    /// <param name="backend">How forwards are laid out in the kernel; the iptables backend when null.</param>
+    /// <param name="backend">How forwards are laid out in the kernel; <see cref="BackendCatalog.Default"/> when null.</param>
     public PortForwardManager(NetfilterHost host, IChangeObserver observer, INetfilterBackend? backend = null)
     {
         _host = host;
         _observer = observer;
-        Backend = backend ?? new IptablesNetfilterBackend(host);
+        Backend = backend ?? BackendCatalog.Create(BackendCatalog.Default, host);
         _facts = new GatewayFacts(host, observer);
     }
 
@@ -188,7 +187,7 @@ public sealed class PortForwardManager
                 _observer.Failed(new NetfilterException(
                     "ExternalEndpointInUse",
                     FailureKind.ResourceExists,
-                    $"Port forward '{clash.Name}' already forwards {RuleLayout.ProtoName(clash.Protocol)} {PortForward.Endpoint(clash.ExternalAddress, clash.ExternalPort, clash.ExternalPortEnd)}, which overlaps {PortForward.Endpoint(def.ExternalAddress, def.ExternalPort, def.ExternalPortEnd)} of '{def.Name}'. Remove it first or use another external port.",
+                    $"Port forward '{clash.Name}' already forwards {ProtocolName.Of(clash.Protocol)} {PortForward.Endpoint(clash.ExternalAddress, clash.ExternalPort, clash.ExternalPortEnd)}, which overlaps {PortForward.Endpoint(def.ExternalAddress, def.ExternalPort, def.ExternalPortEnd)} of '{def.Name}'. Remove it first or use another external port.",
                     def.Name));
                 continue;
             }

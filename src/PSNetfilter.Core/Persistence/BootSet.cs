@@ -1,5 +1,6 @@
 using PSNetfilter.Core.Host;
 using PSNetfilter.Core.Engine;
+using PSNetfilter.Core.Backends;
 
 namespace PSNetfilter.Core.Persistence;
 
@@ -12,12 +13,16 @@ public sealed class BootSet
     /// <summary>Version of the boot-set script format (the <c># psnf-boot-set:</c> header line).</summary>
     public const int FormatVersion = 1;
 
+    /// <summary>The backend whose boot file format this set is written in (<see cref="BackendCatalog.RenderBootFile"/>).</summary>
+    public string Backend { get; }
+
     /// <exception cref="NetfilterException">
     /// NoForwardsGiven, InvalidUnitName, InvalidNetworkNamespace, DuplicateForwardName,
     /// IncompleteForwardDefinition.
     /// </exception>
     public BootSet(string unitName, string? networkNamespace, IEnumerable<PortForwardDefinition> forwards)
     {
+        Backend = BackendCatalog.Default;
         ArgumentNullException.ThrowIfNull(forwards);
         if (!ServiceNames.IsValid(unitName))
         {

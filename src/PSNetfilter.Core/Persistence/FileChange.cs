@@ -1,5 +1,4 @@
 using System.Text;
-using PSNetfilter.Core.Backends.Iptables;
 
 namespace PSNetfilter.Core.Persistence;
 

@@ -1,5 +1,5 @@
 using System.Text;
-using PSNetfilter.Core.Backends.Iptables;
+using PSNetfilter.Core.Backends;
 
 namespace PSNetfilter.Core.Persistence;
 
@@ -42,7 +42,7 @@ public static class ServiceInstaller
         var utf8 = new UTF8Encoding(false);
         var files = new List<PlannedFile>
         {
-            File(paths, paths.ScriptFile, utf8.GetBytes(RestoreScriptGenerator.Generate(set))),
+            File(paths, paths.ScriptFile, utf8.GetBytes(BackendCatalog.RenderBootFile(set))),
             File(paths, paths.UnitFile, utf8.GetBytes(SystemdUnitGenerator.Generate(set))),
             File(paths, paths.ReapplyUnitFile, utf8.GetBytes(SystemdUnitGenerator.GenerateReapply(set))),
             Link(paths, paths.WantsLink, paths.UnitFile),

@@ -164,7 +164,7 @@ public static partial class RuleLayout
         }
     }
 
-    public static string ProtoName(Protocol p) => p == Protocol.Tcp ? "tcp" : "udp";
+    public static string ProtoName(Protocol p) => ProtocolName.Of(p);
 
     /// <summary>The comment tag of a role: <c>psnf:v1:NAME:snat</c>, <c>psnf:v1:NAME:fwd</c>.</summary>
     public static string Tag(string name, string role)

@@ -4,6 +4,7 @@ using PSNetfilter.Core.Diagnostics;
 using PSNetfilter.Core.Backends.Iptables;
 using PSNetfilter.Tests.Support;
 using Xunit;
+using PSNetfilter.Core.Host;
 
 namespace PSNetfilter.Tests;
 

@@ -1,4 +1,5 @@
 using System.Net;
+using PSNetfilter.Core.Host;
 
 namespace PSNetfilter.Core.Diagnostics;
 

@@ -84,7 +84,7 @@ public sealed class ForwardDiagnosis
 
         // What the module created or persisted and the kernel no longer has (a flush, a manager's reload).
         var missing = (await _manager.MissingAsync(snapshot.Forwards).ConfigureAwait(false)).Where(f => selectors.Any(s => s.Matches(f.Name))).ToList();
-        findings.AddRange(missing.Select(f => MissingForwardCheck.Recorded(f, _host.IntentPath) with { NetworkNamespace = _host.NetworkNamespace }));
+        findings.AddRange(missing.Select(f => MissingForwardCheck.Recorded(f, _manager.IntentPath) with { NetworkNamespace = _host.NetworkNamespace }));
         var known = snapshot.Forwards.Select(f => f.Name).Concat(missing.Select(f => f.Name)).ToHashSet(PortForwardNames.Comparer);
         foreach (var unit in _manager.PersistedUnits.Where(u => u.NetworkNamespace == _host.NetworkNamespace))
         {

@@ -34,7 +34,7 @@ public sealed class PortForwardManager
     public Func<string, bool>? IsPersisted { get; init; }
 
     /// <summary>Where the record of intent of this namespace is kept.</summary>
-    public string IntentPath => _host.IntentPath;
+    public string IntentPath => IntentRecord.PathFor(_host.LockDirectory, _host.NetworkNamespace);
 
     /// <summary>The boot sets installed on this machine: Test-PortForward reports their forwards the kernel lacks.</summary>
     public IReadOnlyList<BootSetInfo> PersistedUnits { get; init; } = Array.Empty<BootSetInfo>();
@@ -307,11 +307,11 @@ public sealed class PortForwardManager
     {
         try
         {
-            IntentRecord.Update(_host.IntentPath, await _host.NamespaceIdAsync().ConfigureAwait(false), results);
+            IntentRecord.Update(IntentPath, await _host.NamespaceIdAsync().ConfigureAwait(false), results);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            _observer.Warning($"The forwards are applied, but the record of what PSNetfilter created ({_host.IntentPath}) could not be written: {ex.Message} Get-PortForward and Test-PortForward cannot report these forwards if someone else deletes them.");
+            _observer.Warning($"The forwards are applied, but the record of what PSNetfilter created ({IntentPath}) could not be written: {ex.Message} Get-PortForward and Test-PortForward cannot report these forwards if someone else deletes them.");
         }
     }
 
@@ -323,7 +323,7 @@ public sealed class PortForwardManager
     public async Task<IReadOnlyList<PortForward>> MissingAsync(IEnumerable<PortForward> live)
     {
         var names = live.Select(f => f.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
-        var recorded = IntentRecord.Read(_host.IntentPath, await _host.NamespaceIdAsync().ConfigureAwait(false));
+        var recorded = IntentRecord.Read(IntentPath, await _host.NamespaceIdAsync().ConfigureAwait(false));
         return recorded.Where(d => !names.Contains(d.Name))
             .Select(d => new PortForward(d) { NetworkNamespace = _host.NetworkNamespace, Persisted = IsPersisted?.Invoke(d.Name) ?? false })
             .OrderBy(f => f.Name, StringComparer.Ordinal)

@@ -114,7 +114,7 @@ public sealed partial class NetfilterHost
     /// or without addresses).
     /// </summary>
     /// <exception cref="CommandFailedException">ip exited non-zero.</exception>
-    public async Task<Diagnostics.GatewayInventory> GetInventoryAsync(CancellationToken ct)
+    public async Task<GatewayInventory> GetInventoryAsync(CancellationToken ct)
     {
         var args = new[] { "-j", "addr", "show" };
         var result = await RunIpAsync(args, null, ct).ConfigureAwait(false);
@@ -123,7 +123,7 @@ public sealed partial class NetfilterHost
             throw new CommandFailedException(IpDisplay(args), result.ExitCode, result.StandardError);
         }
 
-        return Diagnostics.GatewayInventory.Parse(result.StandardOutput);
+        return GatewayInventory.Parse(result.StandardOutput);
     }
 
     private async Task<ProcessResult> RunIpAsync(IEnumerable<string> arguments, string? input, CancellationToken ct) =>
@@ -192,8 +192,6 @@ public sealed partial class NetfilterHost
         return result.ExitCode == 0 ? result.StandardOutput : null;
     }
 
-    /// <summary>The record of what the module created in this namespace (see <see cref="Engine.IntentRecord"/>).</summary>
-    public string IntentPath => Engine.IntentRecord.PathFor(LockDirectory, NetworkNamespace);
 
     /// <summary>The namespace's identity, "net:[inode]": differs for a new namespace that reuses a deleted one's name.</summary>
     public Task<string> NamespaceIdAsync() =>

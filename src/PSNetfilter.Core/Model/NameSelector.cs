@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace PSNetfilter.Core.Engine;
+namespace PSNetfilter;
 
 /// <summary>
 /// One -Name value: a literal name (validated, an error when it matches nothing) or a wildcard pattern with

@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace PSNetfilter.Core.Engine;
+namespace PSNetfilter;
 
 /// <summary>
 /// The one name rule: forward names are case-insensitive (ordinal, ignoring case) and unique in a namespace.

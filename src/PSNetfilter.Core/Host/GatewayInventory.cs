@@ -1,7 +1,7 @@
 using System.Net;
 using System.Text.Json;
 
-namespace PSNetfilter.Core.Diagnostics;
+namespace PSNetfilter.Core.Host;
 
 /// <summary>
 /// The gateway's interfaces and their addresses, as one <c>ip -j addr show</c> of the namespace lists them

@@ -1,7 +1,6 @@
 using System.Net;
 using PSNetfilter.Core.Engine;
 using PSNetfilter.Core.Diagnostics;
-using PSNetfilter.Core.Backends.Iptables;
 using PSNetfilter.Tests.Support;
 using Xunit;
 using PSNetfilter.Core.Host;

@@ -1,4 +1,3 @@
-using System.Net;
 using PSNetfilter.Core.NftJson;
 
 namespace PSNetfilter.Core.Diagnostics;

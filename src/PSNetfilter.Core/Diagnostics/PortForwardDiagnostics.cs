@@ -1,4 +1,3 @@
-using PSNetfilter.Core.Engine;
 using PSNetfilter.Core.Host;
 
 namespace PSNetfilter.Core.Diagnostics;

@@ -1,8 +1,4 @@
-using System.Net;
-using System.Text;
-using System.Text.Json;
 using System.Text.Json.Serialization;
-using PSNetfilter.Core.Persistence;
 
 namespace PSNetfilter.Core.Engine;
 

@@ -258,7 +258,7 @@ public sealed class PortForwardManager
     /// </summary>
     public async Task<IReadOnlyList<ChangeResult>> CommitAsync(ChangeSession session, CancellationToken ct)
     {
-                var originals = session.Pending.Where(p => p.Old is not null).ToDictionary(p => p.Old!.Name, p => p.Old!, StringComparer.Ordinal);
+        var originals = session.Pending.Where(p => p.Old is not null).ToDictionary(p => p.Old!.Name, p => p.Old!, StringComparer.Ordinal);
         var outcome = await session.Change.CommitAsync(session.Pending, _observer, ct).ConfigureAwait(false);
         var pending = outcome.Applied;
         var applied = outcome.AnyApplied;

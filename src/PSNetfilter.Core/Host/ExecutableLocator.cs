@@ -1,4 +1,3 @@
-
 namespace PSNetfilter.Core.Host;
 
 /// <summary>Finds tools by name on PATH and in the sbin folders (a non-login root shell may lack them on PATH).</summary>

@@ -1,5 +1,3 @@
-using System.Net;
-
 namespace PSNetfilter;
 
 /// <summary>A read-only list of addresses whose text is "a,b,c", so Export-Csv writes it and New-PortForward reads it back.</summary>

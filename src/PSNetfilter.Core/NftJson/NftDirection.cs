@@ -1,5 +1,3 @@
-using System.Net;
-
 namespace PSNetfilter.Core.NftJson;
 
 /// <summary>Which way a packet travels relative to the connection that conntrack saw first.</summary>

@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace PSNetfilter.Core.NftJson;
 
 /// <summary><c>nft -j</c> output the parser could not read.</summary>

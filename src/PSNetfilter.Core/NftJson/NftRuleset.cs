@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace PSNetfilter.Core.NftJson;
 
 /// <summary>The whole ruleset of one network namespace, read from <c>nft -j list ruleset</c>.</summary>

@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace PSNetfilter.Core.NftJson;
 
 /// <summary>A table as <c>nft -j list ruleset</c> shows it: family (ip, ip6, inet, arp, bridge, netdev) and name.</summary>

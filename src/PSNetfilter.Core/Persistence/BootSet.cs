@@ -1,5 +1,4 @@
 using PSNetfilter.Core.Host;
-using PSNetfilter.Core.Engine;
 using PSNetfilter.Core.Backends;
 
 namespace PSNetfilter.Core.Persistence;

@@ -1,5 +1,3 @@
-using PSNetfilter.Core.Engine;
-
 namespace PSNetfilter.Core.Persistence;
 
 /// <summary>What the header of a boot-set script says.</summary>

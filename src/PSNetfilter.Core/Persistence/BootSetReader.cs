@@ -1,4 +1,3 @@
-using PSNetfilter.Core.Engine;
 namespace PSNetfilter.Core.Persistence;
 
 /// <summary>

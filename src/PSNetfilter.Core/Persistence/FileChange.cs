@@ -1,5 +1,3 @@
-using System.Text;
-
 namespace PSNetfilter.Core.Persistence;
 
 /// <summary>What installing does to one file.</summary>

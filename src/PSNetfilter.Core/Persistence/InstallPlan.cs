@@ -1,5 +1,3 @@
-using System.Text;
-
 namespace PSNetfilter.Core.Persistence;
 
 /// <summary>The files of a unit and what installing would change; made without writing anything.</summary>

@@ -1,5 +1,3 @@
-using System.Text;
-
 namespace PSNetfilter.Core.Persistence;
 
 /// <summary>One file (or the enabling symlink) of a unit: where it goes and what happens to it.</summary>

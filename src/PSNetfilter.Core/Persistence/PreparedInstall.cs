@@ -1,5 +1,3 @@
-using PSNetfilter.Core.Engine;
-
 namespace PSNetfilter.Core.Persistence;
 
 /// <summary>An install whose files are planned and whose unit name was found free of foreign units.</summary>

@@ -1,5 +1,3 @@
-using PSNetfilter.Core.Engine;
-
 namespace PSNetfilter.Core.Persistence;
 
 /// <summary>An uninstall whose files were found, and whose unit is the module's own.</summary>

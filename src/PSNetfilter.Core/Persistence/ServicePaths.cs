@@ -1,6 +1,3 @@
-using PSNetfilter.Core.Host;
-using PSNetfilter.Core.Engine;
-
 namespace PSNetfilter.Core.Persistence;
 
 /// <summary>

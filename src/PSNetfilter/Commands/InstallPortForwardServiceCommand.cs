@@ -1,7 +1,6 @@
 using System.Management.Automation;
 using PSNetfilter.Core.Persistence;
 using PSNetfilter.Core.Host;
-using PSNetfilter.Core.Engine;
 
 namespace PSNetfilter.Commands;
 

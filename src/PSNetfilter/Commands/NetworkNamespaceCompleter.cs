@@ -1,7 +1,6 @@
 using System.Collections;
 using System.Management.Automation;
 using System.Management.Automation.Language;
-using PSNetfilter.Core.Engine;
 using PSNetfilter.Core.Host;
 
 namespace PSNetfilter.Commands;

@@ -1,7 +1,5 @@
 using System.Management.Automation;
-using System.Net;
 using PSNetfilter.Core.Engine;
-using PSNetfilter.Core.Host;
 
 namespace PSNetfilter.Commands;
 

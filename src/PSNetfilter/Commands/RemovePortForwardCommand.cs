@@ -1,6 +1,5 @@
 using System.Management.Automation;
 using PSNetfilter.Core.Engine;
-using PSNetfilter.Core.Host;
 
 namespace PSNetfilter.Commands;
 

@@ -1,6 +1,4 @@
 using System.Management.Automation;
-using PSNetfilter.Core.Persistence;
-using PSNetfilter.Core.Host;
 
 namespace PSNetfilter.Commands;
 

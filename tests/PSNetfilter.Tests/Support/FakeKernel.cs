@@ -223,22 +223,22 @@ internal sealed class FakeKernel
                     chain.Rules.Add(Checked(table, rest, lineNo));
                     break;
                 case "-I":
-                {
-                    var pos = 1;
-                    if (words.Length > 2 && int.TryParse(words[2], out var n))
                     {
-                        pos = n;
-                        rest = string.Join(' ', words.Skip(3));
-                    }
+                        var pos = 1;
+                        if (words.Length > 2 && int.TryParse(words[2], out var n))
+                        {
+                            pos = n;
+                            rest = string.Join(' ', words.Skip(3));
+                        }
 
-                    if (pos < 1 || pos > chain.Rules.Count + 1)
-                    {
-                        throw new FakeRestoreException(lineNo, "index of insertion too big");
-                    }
+                        if (pos < 1 || pos > chain.Rules.Count + 1)
+                        {
+                            throw new FakeRestoreException(lineNo, "index of insertion too big");
+                        }
 
-                    chain.Rules.Insert(pos - 1, Checked(table, rest, lineNo));
-                    break;
-                }
+                        chain.Rules.Insert(pos - 1, Checked(table, rest, lineNo));
+                        break;
+                    }
 
                 case "-D":
                     if (words.Length == 3 && int.TryParse(words[2], out var del))

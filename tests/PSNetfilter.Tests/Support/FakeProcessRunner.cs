@@ -222,27 +222,27 @@ internal sealed class FakeProcessRunner : IProcessRunner
                 return new ProcessResult(SaveExitCode, Kernel6?.Save() ?? SaveText6, SaveExitCode == 0 ? string.Empty : "ip6tables-save: cannot read");
             case Restore4:
             case Restore6:
-            {
-                var family = r.Program == Restore4 ? IpFamily.IPv4 : IpFamily.IPv6;
-                var index = Restores.Count;
-                Restores.Add((family, r.StandardInput ?? string.Empty));
-                var answer = RestoreAnswer(family, index, r.StandardInput ?? string.Empty);
-                var kernel = family == IpFamily.IPv4 ? Kernel4 : Kernel6;
-                if (answer.ExitCode != 0 || kernel is null)
                 {
-                    return answer;
-                }
+                    var family = r.Program == Restore4 ? IpFamily.IPv4 : IpFamily.IPv6;
+                    var index = Restores.Count;
+                    Restores.Add((family, r.StandardInput ?? string.Empty));
+                    var answer = RestoreAnswer(family, index, r.StandardInput ?? string.Empty);
+                    var kernel = family == IpFamily.IPv4 ? Kernel4 : Kernel6;
+                    if (answer.ExitCode != 0 || kernel is null)
+                    {
+                        return answer;
+                    }
 
-                try
-                {
-                    kernel.Apply(r.StandardInput ?? string.Empty);
-                    return answer;
+                    try
+                    {
+                        kernel.Apply(r.StandardInput ?? string.Empty);
+                        return answer;
+                    }
+                    catch (FakeRestoreException ex)
+                    {
+                        return new ProcessResult(1, string.Empty, Path.GetFileName(r.Program) + ": line " + ex.Line + " failed\n");
+                    }
                 }
-                catch (FakeRestoreException ex)
-                {
-                    return new ProcessResult(1, string.Empty, Path.GetFileName(r.Program) + ": line " + ex.Line + " failed\n");
-                }
-            }
         }
 
         if (tool == "iptables" && r.Arguments.SequenceEqual(new[] { "-V" }))

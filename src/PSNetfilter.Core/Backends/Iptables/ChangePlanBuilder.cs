@@ -1,5 +1,3 @@
-using PSNetfilter.Core.Backends.Iptables;
-
 namespace PSNetfilter.Core.Backends.Iptables;
 
 /// <summary>

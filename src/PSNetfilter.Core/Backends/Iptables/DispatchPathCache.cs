@@ -1,9 +1,3 @@
-using System.Buffers;
-using System.Net;
-using System.Net.Sockets;
-using System.Text;
-using System.Text.RegularExpressions;
-
 namespace PSNetfilter.Core.Backends.Iptables;
 
 /// <summary>

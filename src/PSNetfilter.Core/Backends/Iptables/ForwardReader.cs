@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Net;
-using PSNetfilter.Core.Backends.Iptables;
 
 namespace PSNetfilter.Core.Backends.Iptables;
 

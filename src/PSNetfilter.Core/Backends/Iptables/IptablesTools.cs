@@ -21,11 +21,7 @@ public sealed partial class IptablesTools
     }
 
     private static readonly SemaphoreSlim BackendGate = new(1, 1);
-
     private static IptablesToolset? _cachedBackend;
-
-    /// <summary>A fixed backend (tests); otherwise detected once per process.</summary>
-    
 
     /// <summary>
     /// True when <paramref name="family"/> holds no module chain, told by one in-process netlink dump of its

@@ -1,7 +1,3 @@
-using System.Globalization;
-using System.Net;
-using PSNetfilter.Core.Backends.Iptables;
-
 namespace PSNetfilter.Core.Backends.Iptables;
 
 /// <summary>A kernel rule the module owns: tagged <c>psnf:v1:NAME:ROLE</c> in a PSNF- chain.</summary>

@@ -1,7 +1,3 @@
-using System.Globalization;
-using System.Net;
-using PSNetfilter.Core.Backends.Iptables;
-
 namespace PSNetfilter.Core.Backends.Iptables;
 
 /// <summary>What the reader found in one family's ruleset.</summary>

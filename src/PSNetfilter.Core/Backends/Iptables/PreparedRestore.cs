@@ -1,6 +1,5 @@
 using System.Text;
 using System.Threading.Channels;
-using PSNetfilter.Core.Backends.Iptables;
 using PSNetfilter.Core.Host;
 
 namespace PSNetfilter.Core.Backends.Iptables;

@@ -1,8 +1,6 @@
 using System.Text;
 using System.Text.RegularExpressions;
-using PSNetfilter.Core.Backends.Iptables;
 using PSNetfilter.Core.Persistence;
-using PSNetfilter.Core.Engine;
 
 namespace PSNetfilter.Core.Backends.Iptables;
 

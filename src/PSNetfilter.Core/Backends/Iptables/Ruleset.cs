@@ -1,4 +1,3 @@
-
 namespace PSNetfilter.Core.Backends.Iptables;
 
 /// <summary>A parsed iptables-save (or ip6tables-save) dump of one family.</summary>

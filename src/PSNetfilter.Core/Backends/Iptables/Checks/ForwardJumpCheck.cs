@@ -1,4 +1,3 @@
-using PSNetfilter.Core.Backends.Iptables;
 using PSNetfilter.Core.Diagnostics;
 
 namespace PSNetfilter.Core.Backends.Iptables;

@@ -258,7 +258,7 @@ public sealed class PortForwardManager
     /// </summary>
     public async Task<IReadOnlyList<ChangeResult>> CommitAsync(ChangeSession session, CancellationToken ct)
     {
-        var originals = session.Pending.Where(p => p.Old is not null).ToDictionary(p => p.Old!.Name, p => p.Old!, StringComparer.Ordinal);
+        var originals = session.Pending.Where(p => p.Old is not null).Select(p => p.Old!.Name).ToHashSet(PortForwardNames.Comparer);
         var outcome = await session.Change.CommitAsync(session.Pending, _observer, ct).ConfigureAwait(false);
         var pending = outcome.Applied;
         var applied = outcome.AnyApplied;
@@ -278,7 +278,7 @@ public sealed class PortForwardManager
             else if (appliedNames.Contains(p.New.Name))
             {
                 var forward = new PortForward(p.New) { NetworkNamespace = _host.NetworkNamespace, Persisted = IsPersisted?.Invoke(p.New.Name) ?? false };
-                results.Add(new ChangeResult(forward, originals.ContainsKey(p.New.Name) ? ChangeKind.Replaced : ChangeKind.Created));
+                results.Add(new ChangeResult(forward, originals.Contains(p.New.Name) ? ChangeKind.Replaced : ChangeKind.Created));
             }
         }
 

@@ -44,6 +44,9 @@ internal sealed class FakeProcessRunner : IProcessRunner
     /// <summary>What <c>ip -j addr show</c> answers: by default one interface, eth0, with no address.</summary>
     public ProcessResult AddrAnswer { get; set; } = new(0, "[{\"ifindex\":1,\"ifname\":\"lo\",\"addr_info\":[{\"family\":\"inet\",\"local\":\"127.0.0.1\",\"prefixlen\":8}]},{\"ifindex\":2,\"ifname\":\"eth0\",\"addr_info\":[]}]\n", string.Empty);
 
+    /// <summary>What <c>nft -j list ruleset</c> answers: by default a ruleset with no table.</summary>
+    public ProcessResult NftRulesetAnswer { get; set; } = new(0, "{\"nftables\": [{\"metainfo\": {\"version\": \"1.0.6\", \"release_name\": \"Lester Gooch #5\", \"json_schema_version\": 1}}]}\n", string.Empty);
+
     /// <summary>What <c>conntrack -D</c> answers (it exits 1 when nothing matched).</summary>
     public ProcessResult ConntrackAnswer { get; set; } = new(1, string.Empty, "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted.\n");
 
@@ -276,6 +279,11 @@ internal sealed class FakeProcessRunner : IProcessRunner
         if (tool == "ip" && r.Arguments.SkipWhile(a => a != "-j").SequenceEqual(new[] { "-j", "addr", "show" }))
         {
             return AddrAnswer;
+        }
+
+        if (tool == "nft" && r.Arguments.SequenceEqual(new[] { "-j", "list", "ruleset" }))
+        {
+            return NftRulesetAnswer;
         }
 
         if (tool == "conntrack" && r.Arguments.Count > 0 && r.Arguments[0] == "-D")

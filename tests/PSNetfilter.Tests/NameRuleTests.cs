@@ -87,9 +87,7 @@ public sealed class NameRuleTests : IDisposable
             SkipSystemChecks = true,
             LockDirectory = _lockDir,
             LockTimeout = TimeSpan.FromMilliseconds(300),
-            ProcReader = (_, path) => Task.FromResult(runner.ReadProcSys(path)),
-            ProcWriter = runner.WriteProcSysAsync,
-            ChainLister = runner.ListChainsAsync,
+            Kernel = runner,
         };
         return new PortForwardManager(host, observer, new IptablesNetfilterBackend(host, FakeProcessRunner.Backend));
     }

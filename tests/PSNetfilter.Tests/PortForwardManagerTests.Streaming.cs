@@ -83,7 +83,7 @@ public sealed partial class PortForwardManagerTests
         var rig = MakeWithKernel();
         var legacy = new NetfilterHost(null, rig.Runner)
         {
-            ChainLister = rig.Runner.ListChainsAsync,
+            Kernel = rig.Runner,
             SkipSystemChecks = true,
             LockDirectory = _lockDir,
         };
@@ -165,14 +165,8 @@ public sealed partial class PortForwardManagerTests
     public async Task An_add_reads_every_family_when_the_chains_cannot_be_listed()
     {
         var rig = MakeWithKernel();
-        var failing = new NetfilterHost(null, rig.Runner, m => rig.Log.Add(m))
-        {
-            SkipSystemChecks = true,
-            LockDirectory = _lockDir,
-            ProcReader = (_, path) => Task.FromResult(rig.Runner.ReadProcSys(path)),
-            ChainLister = (_, _) => Task.FromException<IReadOnlyList<(string, string)>>(new NetfilterException("NftablesQueryFailed", FailureKind.OperationFailed, "Listing the nf_tables chains over netlink failed at the request (errno 93).")),
-        };
-        var manager = new PortForwardManager(failing, rig.Observer, new IptablesNetfilterBackend(failing, FakeProcessRunner.Backend));
+        rig.Runner.ChainListError = new NetfilterException("NftablesQueryFailed", FailureKind.OperationFailed, "Listing the nf_tables chains over netlink failed at the request (errno 93).");
+        var manager = rig.Manager;
         using (var session = await manager.OpenAsync(CancellationToken.None, readForwarding: true, adding: new[] { Defs.Web }))
         {
             manager.PlanAdds(session, new[] { Defs.Web }, false);

@@ -31,9 +31,7 @@ public sealed partial class PortForwardManagerTests : IDisposable
                 SkipSystemChecks = true,
                 LockDirectory = lockDir,
                 LockTimeout = TimeSpan.FromMilliseconds(300),
-                ProcReader = (_, path) => Task.FromResult(Runner.ReadProcSys(path)),
-                ProcWriter = Runner.WriteProcSysAsync,
-                ChainLister = Runner.ListChainsAsync,
+                Kernel = Runner,
             };
             Manager = new PortForwardManager(Host, Observer, new IptablesNetfilterBackend(Host, FakeProcessRunner.Backend));
         }

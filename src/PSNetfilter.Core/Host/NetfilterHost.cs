@@ -37,17 +37,8 @@ public sealed partial class NetfilterHost
 
     public TimeSpan LockTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>Reads a /proc file as the namespace sees it (tests swap in a fake).</summary>
-    public Func<string?, string, Task<string>> ProcReader { get; init; } = NamespaceThread.ReadFileAsync;
-
-    /// <summary>Writes a /proc file as the namespace sees it (tests swap in a fake).</summary>
-    public Func<string?, string, string, Task> ProcWriter { get; init; } = NamespaceThread.WriteFileAsync;
-
-    /// <summary>Lists a family's nf_tables chains in the namespace, in-process (tests swap in a fake).</summary>
-    public Func<string?, IpFamily, Task<IReadOnlyList<(string Table, string Chain)>>> ChainLister { get; init; } = NftChains.ListAsync;
-
-    /// <summary>Lists the chains of every nf_tables family (in-process netlink by default; replaced in unit tests).</summary>
-    public Func<string?, Task<IReadOnlyList<(string Family, string Table, string Chain)>>> AllChainLister { get; init; } = NftChains.ListAllAsync;
+    /// <summary>/proc and netlink inside the namespace without a process (tests give a fake).</summary>
+    public IKernelAccess Kernel { get; init; } = NamespaceKernelAccess.Instance;
 
     /// <summary>Root, a valid and existing namespace: checked before anything runs.</summary>
     public void EnsureUsable()
@@ -152,7 +143,7 @@ public sealed partial class NetfilterHost
         _log($"Reading {path}" + (NetworkNamespace is null ? string.Empty : $" in network namespace {NetworkNamespace}"));
         try
         {
-            return (await ProcReader(NetworkNamespace, path).WaitAsync(ct).ConfigureAwait(false)).Trim() == "1";
+            return (await Kernel.ReadProcAsync(NetworkNamespace, path).WaitAsync(ct).ConfigureAwait(false)).Trim() == "1";
         }
         catch (IOException ex)
         {
@@ -171,7 +162,7 @@ public sealed partial class NetfilterHost
         _log($"Writing 1 to {path}" + (NetworkNamespace is null ? string.Empty : $" in network namespace {NetworkNamespace}"));
         try
         {
-            await ProcWriter(NetworkNamespace, path, "1").WaitAsync(ct).ConfigureAwait(false);
+            await Kernel.WriteProcAsync(NetworkNamespace, path, "1").WaitAsync(ct).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -214,7 +205,7 @@ public sealed partial class NetfilterHost
     {
         try
         {
-            var chains = await AllChainLister(NetworkNamespace).WaitAsync(ct).ConfigureAwait(false);
+            var chains = await Kernel.ListAllChainsAsync(NetworkNamespace).WaitAsync(ct).ConfigureAwait(false);
             return chains.Any(c => !NftJson.NftRuleset.IsIptablesTableName(c.Family, c.Table) && c.Table != NftJson.NftRuleset.ModuleTable);
         }
         catch (NetfilterException ex)

@@ -14,26 +14,17 @@ public sealed class EngineTests : IDisposable
     private readonly TempDir _locks = new();
     private readonly FakeBackend _backend = new();
     private readonly RecordingObserver _observer = new();
-    private readonly Dictionary<string, string> _proc = new(StringComparer.Ordinal)
-    {
-        ["/proc/sys/net/ipv4/ip_forward"] = "1",
-        ["/proc/sys/net/ipv6/conf/all/forwarding"] = "1",
-    };
+    private readonly FakeProcessRunner _kernel = new();
 
     public EngineTests()
     {
         Directory.CreateDirectory(_locks.Path);
-        var host = new NetfilterHost(null, new FakeProcessRunner(), _ => { })
+        var host = new NetfilterHost(null, _kernel, _ => { })
         {
             SkipSystemChecks = true,
             LockDirectory = _locks.Path,
             LockTimeout = TimeSpan.FromMilliseconds(300),
-            ProcReader = (_, path) => Task.FromResult(_proc[path]),
-            ProcWriter = (_, path, text) =>
-            {
-                _proc[path] = text;
-                return Task.CompletedTask;
-            },
+            Kernel = _kernel,
         };
         Manager = new PortForwardManager(host, _observer, _backend);
     }
@@ -111,11 +102,11 @@ public sealed class EngineTests : IDisposable
     [Fact]
     public async Task Forwarding_that_is_off_is_switched_on_after_the_commit_with_a_warning()
     {
-        _proc["/proc/sys/net/ipv4/ip_forward"] = "0";
+        _kernel.Sysctl["net.ipv4.ip_forward"] = "0";
 
         await AddAsync(Defs.Web);
 
-        Assert.Equal("1", _proc["/proc/sys/net/ipv4/ip_forward"]);
+        Assert.Equal("1", _kernel.Sysctl["net.ipv4.ip_forward"]);
         Assert.Contains(_observer.Warnings, w => w.Contains("net.ipv4.ip_forward was 0", StringComparison.Ordinal));
     }
 

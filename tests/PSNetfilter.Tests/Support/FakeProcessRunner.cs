@@ -9,7 +9,7 @@ namespace PSNetfilter.Tests.Support;
 /// controls: <c>iptables -V</c>, <c>*-save -c</c> (per family), <c>*-restore</c> (records stdin, answers
 /// through <see cref="RestoreAnswer"/>), <c>ip -j -batch</c> route lookups and sysctl.
 /// </summary>
-internal sealed class FakeProcessRunner : IProcessRunner
+internal sealed class FakeProcessRunner : IProcessRunner, IKernelAccess
 {
     public const string Save4 = "/fake/sbin/iptables-nft-save";
     public const string Restore4 = "/fake/sbin/iptables-nft-restore";
@@ -60,6 +60,23 @@ internal sealed class FakeProcessRunner : IProcessRunner
         ["net.ipv6.conf.all.forwarding"] = "1",
     };
 
+    /// <summary>When set, the in-process chain listings fail with it (netlink refused).</summary>
+    public NetfilterException? ChainListError { get; set; }
+
+    /// <summary>The chains <see cref="ListAllChainsAsync"/> reports besides the model kernels' (other programs' tables).</summary>
+    public List<(string Family, string Table, string Chain)> OtherChains { get; } = new();
+
+    public Task<string> ReadProcAsync(string? networkNamespace, string path) => Task.FromResult(ReadProcSys(path));
+
+    public Task WriteProcAsync(string? networkNamespace, string path, string text) => WriteProcSysAsync(networkNamespace, path, text);
+
+    public async Task<IReadOnlyList<(string Family, string Table, string Chain)>> ListAllChainsAsync(string? networkNamespace)
+    {
+        var v4 = await ListChainsAsync(networkNamespace, IpFamily.IPv4).ConfigureAwait(false);
+        var v6 = await ListChainsAsync(networkNamespace, IpFamily.IPv6).ConfigureAwait(false);
+        return v4.Select(c => ("ip", c.Table, c.Chain)).Concat(v6.Select(c => ("ip6", c.Table, c.Chain))).Concat(OtherChains).ToList();
+    }
+
     /// <summary>/proc/sys reads, answered from <see cref="Sysctl"/> and recorded in <see cref="ProcReads"/>.</summary>
     public string ReadProcSys(string path)
     {
@@ -74,6 +91,11 @@ internal sealed class FakeProcessRunner : IProcessRunner
     /// </summary>
     public Task<IReadOnlyList<(string Table, string Chain)>> ListChainsAsync(string? networkNamespace, IpFamily family)
     {
+        if (ChainListError is { } error)
+        {
+            return Task.FromException<IReadOnlyList<(string Table, string Chain)>>(error);
+        }
+
         lock (_gate)
         {
             ChainListings.Add(family);

@@ -40,7 +40,7 @@ public sealed partial class IptablesTools
         var save = Path.GetFileName(family == IpFamily.IPv4 ? backend.Save4 : backend.Save6);
         try
         {
-            var chains = await _host.ChainLister(_host.NetworkNamespace, family).WaitAsync(ct).ConfigureAwait(false);
+            var chains = await _host.Kernel.ListChainsAsync(_host.NetworkNamespace, family).WaitAsync(ct).ConfigureAwait(false);
             if (chains.Any(c => RuleLayout.Tables.Contains(c.Table) && c.Chain.StartsWith(RuleLayout.ChainPrefix, StringComparison.Ordinal)))
             {
                 return false;

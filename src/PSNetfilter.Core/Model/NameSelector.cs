@@ -105,4 +105,27 @@ public sealed class NameSelector
         "InvalidNamePattern",
         $"The name pattern '{PortForwardDefinition.Printable(text)}' is not valid: {why}. Use * and ? as wildcards, [abc] or [a-c] for one of a set of characters, and a backtick to take a wildcard character literally.",
         text);
+
+    /// <summary>
+    /// The forwards of <paramref name="all"/> that <paramref name="selectors"/> name, each once, in the order of
+    /// the selectors; a literal name that matches none is PortForwardNotFound.
+    /// </summary>
+    /// <exception cref="NetfilterException">PortForwardNotFound, InvalidNamePattern.</exception>
+    public static List<PortForward> SelectAll(IEnumerable<PortForward> all, IEnumerable<string?> selectors, string? networkNamespace)
+    {
+        var forwards = all.ToList();
+        var selected = new List<PortForward>();
+        foreach (var selector in selectors.Select(Parse))
+        {
+            var hits = forwards.Where(f => selector.Matches(f.Name)).ToList();
+            if (hits.Count == 0 && selector.IsLiteral)
+            {
+                throw PortForwardNames.NotFound(selector.Text, networkNamespace);
+            }
+
+            selected.AddRange(hits.Where(h => !selected.Contains(h)));
+        }
+
+        return selected;
+    }
 }

@@ -1,6 +1,8 @@
 using System.Management.Automation;
 using PSNetfilter.Core.Host;
 using PSNetfilter.Core.Engine;
+using PSNetfilter.Core.Diagnostics;
+using PSNetfilter.Core.Persistence;
 
 namespace PSNetfilter.Commands;
 
@@ -38,8 +40,8 @@ public sealed class GetPortForwardCommand : PSNetfilterCmdlet
         {
             var ns = PipedNamespace(NetworkNamespace);
             // Persisted: the forward is in a boot set installed on this machine for this namespace.
-            var persisted = PSNetfilter.Core.Persistence.BootSetReader.PersistedNames("/", ns);
-            var manager = new PSNetfilter.Core.Engine.PortForwardManager(CreateHost(ns), this) { IsPersisted = persisted.Contains };
+            var persisted = BootSetReader.PersistedNames("/", ns);
+            var manager = new PortForwardManager(CreateHost(ns), this) { IsPersisted = persisted.Contains };
             System.Net.IPAddress? internalFilter = InternalAddress is null ? null : PortForwardDefinition.ParseAddress(InternalAddress, "InternalAddress");
             if (ns is not null)
             {
@@ -52,25 +54,17 @@ public sealed class GetPortForwardCommand : PSNetfilterCmdlet
                 return; // every name given was refused: list nothing rather than everything
             }
 
+            var filter = new ForwardFilter { Names = selectors, Protocol = Protocol, ExternalPort = ExternalPort, InternalAddress = internalFilter, Family = Family };
             var all = Run(ct => manager.GetAsync(ct));
-            foreach (var f in all)
+            foreach (var f in all.Where(filter.Matches))
             {
-                if ((selectors.Count > 0 && !selectors.Any(s => s.Matches(f.Name)))
-                    || (Protocol is not null && f.Protocol != Protocol)
-                    || (ExternalPort is not null && (ExternalPort < f.ExternalPort || ExternalPort > f.ExternalPortEnd))
-                    || (internalFilter is not null && !f.InternalAddress.Equals(internalFilter))
-                    || (Family is not null && f.Family != Family))
-                {
-                    continue;
-                }
-
                 WriteObject(f);
             }
 
             // Never listed as forwards (the kernel does not have them), but never silently forgotten either.
             foreach (var m in Run(ct => manager.MissingAsync(all)).Where(m => selectors.Count == 0 || selectors.Any(s => s.Matches(m.Name))))
             {
-                var finding = PSNetfilter.Core.Diagnostics.MissingForwardCheck.Recorded(m, manager.IntentPath);
+                var finding = MissingForwardCheck.Recorded(m, manager.IntentPath);
                 WriteWarning($"{finding.What} {finding.Why} Fix: {finding.Fix}");
             }
 

@@ -91,7 +91,7 @@ public sealed class InstallPortForwardServiceCommand : PSNetfilterCmdlet
 
             if (ParameterSetName == NameSet)
             {
-                _forwards.AddRange(SelectLive(ns));
+                _forwards.AddRange(NameSelector.SelectAll(Run(ct => CreateManager(ns).GetAsync(ct)), ForwardName, ns)); // a literal that matches nothing ends here: nothing was installed
             }
             else
             {
@@ -142,21 +142,4 @@ public sealed class InstallPortForwardServiceCommand : PSNetfilterCmdlet
     }
 
     /// <summary>-ForwardName: the live forwards of the namespace whose names match; a literal name must exist.</summary>
-    private List<PortForward> SelectLive(string? ns)
-    {
-        var all = Run(ct => CreateManager(ns).GetAsync(ct));
-        var selected = new List<PortForward>();
-        foreach (var selector in ForwardName.Select(NameSelector.Parse))
-        {
-            var hits = all.Where(f => selector.Matches(f.Name)).ToList();
-            if (hits.Count == 0 && selector.IsLiteral)
-            {
-                throw PortForwardNames.NotFound(selector.Text, ns); // terminating: nothing was installed
-            }
-
-            selected.AddRange(hits.Where(h => !selected.Contains(h)));
-        }
-
-        return selected;
-    }
 }

@@ -52,6 +52,7 @@ public class ForwardReaderTests
         Assert.Equal("198.51.100.20:22", ssh.InternalEndpoint);
         Assert.Null(ssh.Description);
         Assert.Equal(2, state.RulesOf[ssh.Name].Count); // no SNAT rule for SnatMode None
+        Assert.Equal("iptables", ssh.Backend);
 
         var web = state.Forwards[2];
         Assert.Equal(Defs.Web, web.Definition);

@@ -43,6 +43,7 @@ Describe 'Default views of PortForward' -Skip:([bool]$FormatSkipReason) {
         $text | Should -Match '(?m)^SourceAddress\s+: 192\.0\.2\.0/24, 198\.51\.100\.7/32\s*$'
         $text | Should -Match '(?m)^InInterface\s+: h4mfmt0\s*$'
         $text | Should -Match '(?m)^IncludeLocal\s+: True\s*$'
+        $text | Should -Match '(?m)^Backend\s+: iptables\s*$'
     }
 
     It 'the list view shows a single port as a number and no restriction for an open forward' {

@@ -277,7 +277,7 @@ public sealed class PortForwardManager
             }
             else if (appliedNames.Contains(p.New.Name))
             {
-                var forward = new PortForward(p.New) { NetworkNamespace = _host.NetworkNamespace, Persisted = IsPersisted?.Invoke(p.New.Name) ?? false };
+                var forward = new PortForward(p.New) { NetworkNamespace = _host.NetworkNamespace, Backend = Backend.Name, Persisted = IsPersisted?.Invoke(p.New.Name) ?? false };
                 results.Add(new ChangeResult(forward, originals.Contains(p.New.Name) ? ChangeKind.Replaced : ChangeKind.Created));
             }
         }

@@ -57,6 +57,9 @@ public sealed class PortForward
     /// <summary>The named network namespace the forward lives in; null for the host's own.</summary>
     public string? NetworkNamespace { get; init; }
 
+    /// <summary>The backend whose rules hold the forward ("iptables"); null for a forward the kernel does not hold (recorded, but gone).</summary>
+    public string? Backend { get; init; }
+
     /// <summary>Roles whose rule is absent from the kernel (drift). Empty when complete.</summary>
     public IReadOnlyList<ForwardPart> MissingRules { get; init; } = Array.Empty<ForwardPart>();
 

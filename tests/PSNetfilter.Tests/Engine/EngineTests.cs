@@ -39,6 +39,7 @@ public sealed class EngineTests : IDisposable
         var results = await AddAsync(Defs.Web);
 
         Assert.Equal(ChangeKind.Created, Assert.Single(results).Kind);
+        Assert.Equal("fake", results[0].Forward.Backend);
         var committed = Assert.Single(Assert.Single(_backend.Commits));
         Assert.Equal(Defs.Web, committed.New);
         Assert.Null(committed.Old);

@@ -250,6 +250,7 @@ public static class ForwardReader
             return new PortForward(def)
             {
                 NetworkNamespace = ns,
+                Backend = BackendCatalog.Iptables,
                 MissingRules = missing,
                 DuplicateRules = dup,
                 Packets = packets,

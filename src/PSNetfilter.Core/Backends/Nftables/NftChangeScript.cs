@@ -1,0 +1,74 @@
+using System.Text;
+
+namespace PSNetfilter.Core.Backends.Nftables;
+
+/// <summary>
+/// One <c>nft -f</c> input per change: every line names <c>table inet psnetfilter</c> and nothing else, and no line
+/// flushes the ruleset. A change script starts with the skeleton (<c>add table/chain/map/set</c>: creates what is
+/// missing, leaves what is there), adds the dispatch rules the current table lacks, deletes the parts of the removed
+/// forwards that are present (elements by key, rules by handle), then adds the new forwards' parts. The boot file
+/// flushes only this table's four chains (they hold rules without counters) and adds everything again: elements
+/// that are already there keep their counters, so loading it over identical live forwards changes nothing.
+/// </summary>
+public static class NftChangeScript
+{
+    /// <summary>The script that removes <paramref name="remove"/> (as read back) and adds <paramref name="add"/>.</summary>
+    public static string Render(NftTableState current, IEnumerable<PortForwardDefinition> add, IEnumerable<NftTableForward> remove)
+    {
+        var sb = new StringBuilder(4096);
+        foreach (var line in NftTableLayout.Skeleton())
+        {
+            sb.Append(line).Append('\n');
+        }
+
+        foreach (var rule in NftTableLayout.DispatchRules().Where(r => !current.DispatchTags.Contains(r.Tag)))
+        {
+            sb.Append(NftTableLayout.DispatchLine(rule)).Append('\n');
+        }
+
+        foreach (var forward in remove)
+        {
+            foreach (var part in forward.Parts)
+            {
+                sb.Append(part.DeleteLine).Append('\n');
+            }
+        }
+
+        AppendForwards(sb, add);
+        return sb.ToString();
+    }
+
+    /// <summary>The whole table for <paramref name="forwards"/>: what the boot unit loads.</summary>
+    public static string BootFile(IEnumerable<PortForwardDefinition> forwards)
+    {
+        var sb = new StringBuilder(4096);
+        foreach (var line in NftTableLayout.Skeleton())
+        {
+            sb.Append(line).Append('\n');
+        }
+
+        foreach (var (chain, _) in NftTableLayout.Chains)
+        {
+            sb.Append("flush chain ").Append(NftTableLayout.Table).Append(' ').Append(chain).Append('\n');
+        }
+
+        foreach (var rule in NftTableLayout.DispatchRules())
+        {
+            sb.Append(NftTableLayout.DispatchLine(rule)).Append('\n');
+        }
+
+        AppendForwards(sb, forwards);
+        return sb.ToString();
+    }
+
+    private static void AppendForwards(StringBuilder sb, IEnumerable<PortForwardDefinition> forwards)
+    {
+        foreach (var d in forwards)
+        {
+            foreach (var part in NftForwardRenderer.Render(d))
+            {
+                sb.Append(part.Line).Append('\n');
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+using PSNetfilter.Core.Backends.Nftables;
+using PSNetfilter.Tests.Support;
+using Xunit;
+
+namespace PSNetfilter.Tests.Backends.Nftables;
+
+/// <summary>
+/// The rendered table against the real kernel and nft, in throw-away namespaces (psnfT-*): load, read back with
+/// <c>nft -j list table inet psnetfilter</c>, change, and the rest of the ruleset untouched.
+/// </summary>
+public class NftTableKernelTests
+{
+    private const string Foreign = """
+        table inet other {
+        	chain f {
+        		type filter hook forward priority 0; policy accept;
+        		tcp dport 9 counter drop
+        	}
+        }
+        table ip nat {
+        	chain PREROUTING {
+        		type nat hook prerouting priority dstnat; policy accept;
+        		tcp dport 1 counter
+        	}
+        }
+
+        """;
+
+    [RootFact]
+    public void Every_variant_round_trips_through_the_kernel()
+    {
+        using var ns = new NftTestNamespace();
+        var all = NftDefs.All();
+        ns.Nft(NftChangeScript.Render(NftTableState.Empty, all, Array.Empty<NftTableForward>()));
+
+        var state = NftTableReader.Read(ns.ListTableJson());
+        Assert.True(state.Exists);
+        Assert.Equal(all.Select(d => d.Name).Order(StringComparer.Ordinal), state.Forwards.Select(f => f.Name));
+        foreach (var d in all)
+        {
+            var f = state.Forwards.Single(x => x.Name == d.Name);
+            Assert.True(f.Missing.Count == 0, d.Name + " misses " + string.Join(",", f.Missing));
+            Assert.Equal(d, f.Definition);
+            Assert.Equal(d.Description, f.Definition!.Description);
+            Assert.Equal(0, f.Packets);
+        }
+
+        Assert.Equal(NftTableLayout.DispatchRules().Select(r => r.Tag).Order(), state.DispatchTags.Order());
+    }
+
+    [RootFact]
+    public void A_change_touches_only_our_table_and_removes_every_part()
+    {
+        using var ns = new NftTestNamespace();
+        ns.Nft(Foreign);
+        var foreign = ns.ForeignRuleset();
+        Assert.Contains("table inet other", foreign);
+        var all = NftDefs.All();
+
+        // An empty namespace: the first change creates the table; a second run of the same adds would clash, so
+        // the second change replaces half the forwards (delete, then add) in one transaction.
+        ns.Nft(NftChangeScript.Render(NftTableState.Empty, all, Array.Empty<NftTableForward>()));
+        Assert.Equal(foreign, ns.ForeignRuleset());
+        var state = NftTableReader.Read(ns.ListTableJson());
+        var half = state.Forwards.Where((_, i) => i % 2 == 0).ToList();
+        ns.Nft(NftChangeScript.Render(state, half.Select(f => f.Definition!), half));
+        Assert.Equal(foreign, ns.ForeignRuleset());
+        state = NftTableReader.Read(ns.ListTableJson());
+        Assert.Equal(all.OrderBy(d => d.Name, StringComparer.Ordinal), state.Forwards.Select(f => f.Definition));
+
+        // Remove everything: the forwards go, the table (ours, empty of forwards) and the foreign tables stay.
+        ns.Nft(NftChangeScript.Render(state, Array.Empty<PortForwardDefinition>(), state.Forwards));
+        Assert.Equal(foreign, ns.ForeignRuleset());
+        var empty = NftTableReader.Read(ns.ListTableJson());
+        Assert.True(empty.Exists);
+        Assert.Empty(empty.Forwards);
+        Assert.DoesNotContain("psnf:v1:", ns.ListTable().Replace("psnf:v1:@", string.Empty, StringComparison.Ordinal));
+    }
+
+    [RootFact]
+    public void The_boot_file_over_identical_live_forwards_changes_nothing_and_keeps_counters()
+    {
+        using var ns = new NftTestNamespace();
+        ns.Nft(Foreign);
+        var foreign = ns.ForeignRuleset();
+        var boot = NftChangeScript.BootFile(NftDefs.All());
+        ns.Nft(boot);
+
+        // Give the web forward's accept element a counter value, as traffic would.
+        var web = NftForwardRenderer.Render(NftDefs.Web).Single(p => p.Role == "fwd");
+        ns.Nft($"delete element inet psnetfilter accept4 {{ {web.Key} }}\nadd element inet psnetfilter accept4 {{ {web.Key} counter packets 7 bytes 700 comment \"psnf:v1:web:fwd\" }}\n");
+        var before = ns.ListTable();
+        ns.Nft(boot);
+        Assert.Equal(before, ns.ListTable());
+        Assert.Equal(foreign, ns.ForeignRuleset());
+        var f = NftTableReader.Read(ns.ListTableJson()).Forwards.Single(x => x.Name == "web");
+        Assert.Equal((7L, 700L), (f.Packets, f.Bytes));
+    }
+
+    [RootFact]
+    public void An_incomplete_forward_names_the_missing_part()
+    {
+        using var ns = new NftTestNamespace();
+        ns.Nft(NftChangeScript.BootFile(NftDefs.All()));
+        var state = NftTableReader.Read(ns.ListTableJson());
+        var web = state.Forwards.Single(f => f.Name == "web");
+        var allow = state.Forwards.Single(f => f.Name == "allow");
+        var local = state.Forwards.Single(f => f.Name == "local");
+        ns.Nft(string.Join('\n',
+            web.Parts.Single(p => p.Role == "fwd").DeleteLine,
+            allow.Parts.First(p => p.Role == "dnat").DeleteLine,
+            local.Parts.Single(p => p.Role == "local").DeleteLine,
+            local.Parts.Single(p => p.Role == "snat").DeleteLine) + "\n");
+
+        var after = NftTableReader.Read(ns.ListTableJson()).Forwards.ToDictionary(f => f.Name);
+        Assert.Equal(new[] { "fwd" }, after["web"].Missing);
+        Assert.Equal(NftDefs.Web, after["web"].Definition);
+        Assert.Contains("dnat", after["allow"].Missing);
+        Assert.Equal(new[] { "local", "snat" }, after["local"].Missing.Order());
+        Assert.All(after.Values.Where(f => f.Name is not ("web" or "allow" or "local")), f => Assert.Empty(f.Missing));
+    }
+}

@@ -2,6 +2,7 @@ using System.Net;
 using PSNetfilter.Core.Backends.Iptables;
 using PSNetfilter.Tests.Support;
 using Xunit;
+using PSNetfilter.Core.Backends;
 
 namespace PSNetfilter.Tests;
 
@@ -21,12 +22,12 @@ public class DriftTests
     [Fact]
     public void Flags_round_trip()
     {
-        Assert.Equal("DS2", RuleLayout.Flags(Guarded));
-        Assert.Equal((false, true, true, 2), RuleLayout.ParseFlags("IDS2"));
-        Assert.Equal((true, false, false, 0), RuleLayout.ParseFlags("L"));
-        Assert.Null(RuleLayout.ParseFlags("S0"));
-        Assert.Null(RuleLayout.ParseFlags("X"));
-        Assert.Equal(string.Empty, RuleLayout.Flags(Defs.Web));
+        Assert.Equal("DS2", ForwardTag.Flags(Guarded));
+        Assert.Equal((false, true, true, 2), ForwardTag.ParseFlags("IDS2"));
+        Assert.Equal((true, false, false, 0), ForwardTag.ParseFlags("L"));
+        Assert.Null(ForwardTag.ParseFlags("S0"));
+        Assert.Null(ForwardTag.ParseFlags("X"));
+        Assert.Equal(string.Empty, ForwardTag.Flags(Defs.Web));
     }
 
     [Fact]

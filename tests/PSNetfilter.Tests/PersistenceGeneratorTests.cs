@@ -3,6 +3,7 @@ using System.Net;
 using PSNetfilter.Core.Persistence;
 using PSNetfilter.Core.Backends.Iptables;
 using Xunit;
+using PSNetfilter.Core.Backends;
 
 namespace PSNetfilter.Tests;
 
@@ -179,10 +180,10 @@ public class PersistenceGeneratorTests
 
         // Every rule of the set is in the script once, and each one is tagged with its forward's name.
         var all = set.Forwards.SelectMany(RuleLayout.Render).ToList();
-        Assert.All(all, r => Assert.Contains(RuleLayout.TagPrefix, r.Spec, StringComparison.Ordinal));
+        Assert.All(all, r => Assert.Contains(ForwardTag.TagPrefix, r.Spec, StringComparison.Ordinal));
         var inScript = new[] { "IPV4", "IPV6" }.SelectMany(f => RuleLayout.Tables.SelectMany(t => Variable(script, $"PSNF_{f}_{t}_RULES"))).ToList();
         Assert.Equal(all.Count, inScript.Count);
-        Assert.All(inScript, l => Assert.Contains(RuleLayout.TagPrefix, l, StringComparison.Ordinal));
+        Assert.All(inScript, l => Assert.Contains(ForwardTag.TagPrefix, l, StringComparison.Ordinal));
     }
 
     [Fact]

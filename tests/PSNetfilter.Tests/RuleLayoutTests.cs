@@ -2,6 +2,7 @@ using System.Text;
 using PSNetfilter.Core.Backends.Iptables;
 using PSNetfilter.Tests.Support;
 using Xunit;
+using PSNetfilter.Core.Backends;
 
 namespace PSNetfilter.Tests;
 
@@ -83,11 +84,11 @@ public class RuleLayoutTests
         Assert.Equal(RuleLayout.PreRouting, RuleLayout.HookFor(ForwardPart.Dnat));
         Assert.Equal(RuleLayout.PostRouting, RuleLayout.HookFor(ForwardPart.Snat));
         Assert.Equal(RuleLayout.Forward, RuleLayout.HookFor(ForwardPart.Forward));
-        Assert.Equal("psnf:v1:web:snat", RuleLayout.Tag("web", "snat"));
+        Assert.Equal("psnf:v1:web:snat", ForwardTag.Tag("web", "snat"));
         Assert.Equal("psnf:v1:dns:dnat:masq:bG9jYWwgZG5z:D", RuleLayout.DnatTag(Defs.Dns));
         Assert.Equal("psnf:v1:web:dnat:snat:", RuleLayout.DnatTag(Defs.Web));
         Assert.Equal("psnf:v1:ssh.direct:dnat:none:", RuleLayout.DnatTag(Defs.SshDirect));
-        var ex = Assert.Throws<PortForwardValidationException>(() => RuleLayout.Tag("a b", "snat"));
+        var ex = Assert.Throws<PortForwardValidationException>(() => ForwardTag.Tag("a b", "snat"));
         Assert.Equal("InvalidName", ex.ErrorId);
     }
 
@@ -231,8 +232,8 @@ public class RuleLayoutTests
         var dnat = RuleLayout.Render(d)[0].Spec;
         Assert.EndsWith("--to-destination 198.51.100.10:80", dnat);
         Assert.Contains("--dport 8000:8010", dnat);
-        Assert.Equal("8000:8010", RuleLayout.PortSpec(8000, 8010, ':'));
-        Assert.Equal("80", RuleLayout.PortSpec(80, 80, ':'));
+        Assert.Equal("8000:8010", ForwardTag.PortSpec(8000, 8010, ':'));
+        Assert.Equal("80", ForwardTag.PortSpec(80, 80, ':'));
     }
 
     [Theory]
@@ -241,15 +242,15 @@ public class RuleLayoutTests
     [InlineData(SnatMode.None, "none")]
     public void Mode_codes_round_trip(SnatMode mode, string code)
     {
-        Assert.Equal(code, RuleLayout.ModeCode(mode));
-        Assert.Equal(mode, RuleLayout.ParseModeCode(code));
+        Assert.Equal(code, ForwardTag.ModeCode(mode));
+        Assert.Equal(mode, ForwardTag.ParseModeCode(code));
     }
 
     [Fact]
     public void Unknown_mode_code_is_null()
     {
-        Assert.Null(RuleLayout.ParseModeCode("SNAT"));
-        Assert.Null(RuleLayout.ParseModeCode(string.Empty));
+        Assert.Null(ForwardTag.ParseModeCode("SNAT"));
+        Assert.Null(ForwardTag.ParseModeCode(string.Empty));
     }
 
     [Theory]
@@ -261,8 +262,8 @@ public class RuleLayoutTests
     [InlineData(">>>?", "Pj4-Pw")] // base64 "Pj4+Pw=="
     public void Description_is_base64url_without_padding(string description, string encoded)
     {
-        Assert.Equal(encoded, RuleLayout.EncodeDescription(description));
-        Assert.Equal(description, RuleLayout.DecodeDescription(encoded));
+        Assert.Equal(encoded, ForwardTag.EncodeDescription(description));
+        Assert.Equal(description, ForwardTag.DecodeDescription(encoded));
     }
 
     [Theory]
@@ -273,9 +274,9 @@ public class RuleLayoutTests
     [InlineData("\0")]
     public void Descriptions_round_trip_through_the_encoding(string description)
     {
-        var encoded = RuleLayout.EncodeDescription(description);
+        var encoded = ForwardTag.EncodeDescription(description);
         Assert.Matches("^[A-Za-z0-9_-]+$", encoded);
-        Assert.Equal(description, RuleLayout.DecodeDescription(encoded));
+        Assert.Equal(description, ForwardTag.DecodeDescription(encoded));
         var def = PortForwardDefinition.Create("d", Protocol.Tcp, null, 80, Defs.Ip("198.51.100.10"), null, SnatMode.None, null, description);
         Assert.Equal(description, RoundTrip(def).Description);
     }
@@ -299,11 +300,11 @@ public class RuleLayoutTests
     [Fact]
     public void Empty_and_invalid_encodings_decode_to_null()
     {
-        Assert.Null(RuleLayout.DecodeDescription(string.Empty));
-        Assert.Null(RuleLayout.DecodeDescription("!!!"));
-        Assert.Null(RuleLayout.DecodeDescription("_w")); // 0xff: not UTF-8
-        Assert.Equal(string.Empty, RuleLayout.EncodeDescription(null));
-        Assert.Equal(string.Empty, RuleLayout.EncodeDescription(string.Empty));
+        Assert.Null(ForwardTag.DecodeDescription(string.Empty));
+        Assert.Null(ForwardTag.DecodeDescription("!!!"));
+        Assert.Null(ForwardTag.DecodeDescription("_w")); // 0xff: not UTF-8
+        Assert.Equal(string.Empty, ForwardTag.EncodeDescription(null));
+        Assert.Equal(string.Empty, ForwardTag.EncodeDescription(string.Empty));
     }
 
     [Fact]

@@ -29,7 +29,7 @@ public static class ForwardReader
                     continue;
                 }
 
-                if (!rule.Spec.Contains(RuleLayout.TagPrefix, StringComparison.Ordinal))
+                if (!rule.Spec.Contains(ForwardTag.TagPrefix, StringComparison.Ordinal))
                 {
                     if (RuleLayout.DispatchTarget(rule.Spec) is null)
                     {
@@ -99,12 +99,12 @@ public static class ForwardReader
             }
         }
 
-        if (!options.TryGetValue("--comment", out var comment) || !comment.StartsWith(RuleLayout.TagPrefix, StringComparison.Ordinal))
+        if (!options.TryGetValue("--comment", out var comment) || !comment.StartsWith(ForwardTag.TagPrefix, StringComparison.Ordinal))
         {
             return null;
         }
 
-        var parts = comment[RuleLayout.TagPrefix.Length..].Split(':');
+        var parts = comment[ForwardTag.TagPrefix.Length..].Split(':');
         if (parts.Length < 2 || !PortForwardDefinition.IsValidName(parts[0]))
         {
             return null;
@@ -147,7 +147,7 @@ public static class ForwardReader
             (bool Local, bool Interface, bool Description, int Sources)? flags = null;
             if (flagText is not null)
             {
-                flags = RuleLayout.ParseFlags(flagText) ?? throw new FormatException("unknown flags " + flagText);
+                flags = ForwardTag.ParseFlags(flagText) ?? throw new FormatException("unknown flags " + flagText);
             }
             var partial = false;
             if (dnat is not null)
@@ -156,8 +156,8 @@ public static class ForwardReader
                 ext = dnat.Options.TryGetValue("-d", out var d) ? ParseHost(d) : null;
                 (extPort, extEnd) = ParsePorts(dnat.Options["--dport"]);
                 (internalAddr, internalPort, internalEnd) = ParseTarget(dnat.Options["--to-destination"]);
-                mode = RuleLayout.ParseModeCode(dnat.TagParts[2]) ?? throw new FormatException("unknown SNAT mode " + dnat.TagParts[2]);
-                description = RuleLayout.DecodeDescription(dnat.TagParts[3]);
+                mode = ForwardTag.ParseModeCode(dnat.TagParts[2]) ?? throw new FormatException("unknown SNAT mode " + dnat.TagParts[2]);
+                description = ForwardTag.DecodeDescription(dnat.TagParts[3]);
                 includeLocal = flags?.Local ?? false;
                 inInterface = dnat.Options.TryGetValue("-i", out var i) ? i : null;
                 foreach (var r in dnats)
@@ -214,7 +214,7 @@ public static class ForwardReader
 
             var hairpinRule = rules.FirstOrDefault(r => r.Role == ForwardPart.Hairpin);
             var hairpin = hairpinRule is not null && hairpinRule.Options.TryGetValue("-s", out var hs) ? PortForwardDefinition.ParseNetwork(hs) : (IPNetwork?)null;
-            var hasHairpin = (flagText is not null && (RuleLayout.ParseAllFlags(flagText)?.Hairpin ?? false)) || hairpinRule is not null;
+            var hasHairpin = (flagText is not null && (ForwardTag.ParseAllFlags(flagText)?.Hairpin ?? false)) || hairpinRule is not null;
             var extras = new ForwardExtras(extEnd, internalEnd, sources, inInterface, includeLocal, mode == SnatMode.None && includeLocal ? hairpin : null);
             var def = PortForwardDefinition.CreateFromKernel(name, protocol, ext, extPort, internalAddr, internalPort, mode, snatAddress, description, extras);
             var missing = new List<ForwardPart>();

@@ -100,7 +100,7 @@ public static partial class RestoreScriptGenerator
         foreach (var f in set.Forwards)
         {
             // The name ignoring case (PortForwardNames): a live 'Web' is the saved 'web', replaced or removed by it.
-            var tag = RuleLayout.TagPrefix + PortForwardNames.ShellGlob(f.Name) + ":";
+            var tag = ForwardTag.TagPrefix + PortForwardNames.ShellGlob(f.Name) + ":";
             Line($"        *'--comment \"'{tag}* | *'--comment '{tag}*) return 0 ;;");
         }
 

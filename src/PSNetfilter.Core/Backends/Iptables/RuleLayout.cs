@@ -4,6 +4,8 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.RegularExpressions;
 
+using static PSNetfilter.Core.Backends.ForwardTag;
+
 namespace PSNetfilter.Core.Backends.Iptables;
 
 /// <summary>
@@ -15,9 +17,6 @@ public static partial class RuleLayout
 {
     /// <summary>Prefix of every module chain; the module owns these chains and nothing else.</summary>
     public const string ChainPrefix = "PSNF-";
-
-    /// <summary>Prefix of every rule comment the module writes: <c>psnf:v1:NAME:ROLE[...]</c>.</summary>
-    public const string TagPrefix = "psnf:v1:";
 
     public static readonly ChainHook PreRouting = new("nat", "PREROUTING", "PSNF-PREROUTING");
     public static readonly ChainHook Output = new("nat", "OUTPUT", "PSNF-OUTPUT");
@@ -136,15 +135,6 @@ public static partial class RuleLayout
         return rules;
     }
 
-    /// <summary>"8080" or "8000:8010" (iptables port-range syntax with <paramref name="separator"/>).</summary>
-    public static string PortSpec(int first, int last, char separator) =>
-        first == last
-            ? first.ToString(System.Globalization.CultureInfo.InvariantCulture)
-            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{first}{separator}{last}");
-
-    /// <summary>"192.0.2.7/32", "192.0.2.0/24".</summary>
-    public static string NetworkSpec(IPNetwork n) => n.BaseAddress + "/" + n.PrefixLength.ToString(System.Globalization.CultureInfo.InvariantCulture);
-
     private static void DestinationMatch(SpecWriter spec, PortForwardDefinition d, string proto, string? external, string extPorts, bool inInterface)
     {
         if (external is not null)
@@ -166,98 +156,11 @@ public static partial class RuleLayout
 
     public static string ProtoName(Protocol p) => ProtocolName.Of(p);
 
-    /// <summary>The comment tag of a role: <c>psnf:v1:NAME:snat</c>, <c>psnf:v1:NAME:fwd</c>.</summary>
-    public static string Tag(string name, string role)
-    {
-        PortForwardDefinition.ValidateName(name);
-        return TagPrefix + name + ":" + role;
-    }
-
     /// <summary>The DNAT rule's tag also carries the SNAT mode and the base64url description.</summary>
     public static string DnatTag(PortForwardDefinition d) =>
         Tag(d.Name, "dnat") + ":" + ModeCode(d.SnatMode) + ":" + EncodeDescription(d.Description) + FlagsSuffix(d);
 
-    /// <summary>Flag of the tags: the forward also has a nat/OUTPUT rule.</summary>
-    public const string LocalFlag = "L";
-
-    /// <summary>
-    /// The flags every rule of a forward carries as the last part of its tag, when the forward has any of the
-    /// parts that live only in its DNAT rules: L (a nat/OUTPUT rule), I (an in-interface), D (a description),
-    /// H (a hairpin rule), S&lt;n&gt; (n allowed source networks, one DNAT rule each). They let the reader tell a forward whose DNAT
-    /// rules are gone, or some of them, from one that never had those parts. Plain forwards carry none.
-    /// </summary>
-    public static string Flags(PortForwardDefinition d) =>
-        (d.IncludeLocal ? LocalFlag : string.Empty)
-        + (d.InInterface is null ? string.Empty : "I")
-        + (d.Description is null ? string.Empty : "D")
-        + (d.HairpinNetwork is null ? string.Empty : "H")
-        + (d.SourceAddresses.Count == 0 ? string.Empty : "S" + d.SourceAddresses.Count.ToString(System.Globalization.CultureInfo.InvariantCulture));
-
     private static string FlagsSuffix(PortForwardDefinition d) => Flags(d) is { Length: > 0 } f ? ":" + f : string.Empty;
-
-    /// <summary>Reads <see cref="Flags"/>; null when the text is not a flag string.</summary>
-    public static (bool Local, bool Interface, bool Description, int Sources)? ParseFlags(string flags) =>
-        ParseAllFlags(flags) is { } f ? (f.Local, f.Interface, f.Description, f.Sources) : null;
-
-    /// <summary>As <see cref="ParseFlags"/>, with H (a hairpin rule).</summary>
-    public static (bool Local, bool Interface, bool Description, bool Hairpin, int Sources)? ParseAllFlags(string flags)
-    {
-        var m = FlagsRegex().Match(flags);
-        if (!m.Success)
-        {
-            return null;
-        }
-
-        var sources = m.Groups[5].Success ? int.Parse(m.Groups[5].Value, System.Globalization.CultureInfo.InvariantCulture) : 0;
-        return (m.Groups[1].Success, m.Groups[2].Success, m.Groups[3].Success, m.Groups[4].Success, sources);
-    }
-
-    [GeneratedRegex(@"^(L)?(I)?(D)?(H)?(?:S([1-9][0-9]{0,3}))?\z")]
-    private static partial Regex FlagsRegex();
-
-    public static string ModeCode(SnatMode m) => m switch
-    {
-        SnatMode.Snat => "snat",
-        SnatMode.Masquerade => "masq",
-        _ => "none",
-    };
-
-    public static SnatMode? ParseModeCode(string code) => code switch
-    {
-        "snat" => SnatMode.Snat,
-        "masq" => SnatMode.Masquerade,
-        "none" => SnatMode.None,
-        _ => null,
-    };
-
-    /// <summary>Base64url without padding: the description is free text, the comment stays in a closed alphabet.</summary>
-    public static string EncodeDescription(string? description) =>
-        string.IsNullOrEmpty(description)
-            ? string.Empty
-            : Convert.ToBase64String(Encoding.UTF8.GetBytes(description)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-
-    public static string? DecodeDescription(string encoded)
-    {
-        if (encoded.Length == 0)
-        {
-            return null;
-        }
-
-        var s = encoded.Replace('-', '+').Replace('_', '/');
-        s = s.PadRight(s.Length + ((4 - (s.Length % 4)) % 4), '=');
-        try
-        {
-            return new UTF8Encoding(false, true).GetString(Convert.FromBase64String(s));
-        }
-        catch (FormatException)
-        {
-            return null;
-        }
-        catch (DecoderFallbackException)
-        {
-            return null;
-        }
-    }
 
     public static string HostPrefix(IPAddress a) =>
         a + (a.AddressFamily == AddressFamily.InterNetworkV6 ? "/128" : "/32");

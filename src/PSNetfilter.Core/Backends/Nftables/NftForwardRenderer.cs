@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Globalization;
 using System.Net;
-using PSNetfilter.Core.Planning;
 
 namespace PSNetfilter.Core.Backends.Nftables;
 
@@ -18,14 +17,14 @@ public static class NftForwardRenderer
 
     /// <summary>The DNAT comment: <c>psnf:v1:NAME:dnat:MODE[:FLAGS]</c>.</summary>
     public static string DnatTag(PortForwardDefinition d) =>
-        RuleLayout.Tag(d.Name, "dnat") + ":" + RuleLayout.ModeCode(d.SnatMode) + (RuleLayout.Flags(d) is { Length: > 0 } f ? ":" + f : string.Empty);
+        ForwardTag.Tag(d.Name, "dnat") + ":" + ForwardTag.ModeCode(d.SnatMode) + (ForwardTag.Flags(d) is { Length: > 0 } f ? ":" + f : string.Empty);
 
     public static IReadOnlyList<NftPart> Render(PortForwardDefinition d)
     {
         var parts = new List<NftPart>(6);
-        var proto = RuleLayout.ProtoName(d.Protocol);
-        var extPorts = RuleLayout.PortSpec(d.ExternalPort, d.ExternalPortEnd, '-');
-        var intPorts = RuleLayout.PortSpec(d.InternalPort, d.InternalPortEnd, '-');
+        var proto = ProtocolName.Of(d.Protocol);
+        var extPorts = ForwardTag.PortSpec(d.ExternalPort, d.ExternalPortEnd, '-');
+        var intPorts = ForwardTag.PortSpec(d.InternalPort, d.InternalPortEnd, '-');
         var origDst = d.ExternalAddress?.ToString() ?? AnyNetwork(d.Family);
         var @int = d.InternalAddress.ToString();
 
@@ -55,7 +54,7 @@ public static class NftForwardRenderer
 
             if (d.IncludeLocal)
             {
-                parts.Add(Rule(NftTableLayout.Output, "local", DnatRule(d, proto, extPorts, null, inInterface: false), RuleLayout.Tag(d.Name, "local")));
+                parts.Add(Rule(NftTableLayout.Output, "local", DnatRule(d, proto, extPorts, null, inInterface: false), ForwardTag.Tag(d.Name, "local")));
             }
         }
 
@@ -63,10 +62,10 @@ public static class NftForwardRenderer
         switch (d.SnatMode)
         {
             case SnatMode.Snat:
-                parts.Add(Element(NftTableLayout.Of("snat", d.Family), "snat", natKey, RuleLayout.Tag(d.Name, "snat"), d.SnatAddress!.ToString()));
+                parts.Add(Element(NftTableLayout.Of("snat", d.Family), "snat", natKey, ForwardTag.Tag(d.Name, "snat"), d.SnatAddress!.ToString()));
                 break;
             case SnatMode.Masquerade:
-                parts.Add(Element(NftTableLayout.Of("masq", d.Family), "masq", natKey, RuleLayout.Tag(d.Name, "masq"), null));
+                parts.Add(Element(NftTableLayout.Of("masq", d.Family), "masq", natKey, ForwardTag.Tag(d.Name, "masq"), null));
                 break;
         }
 
@@ -74,15 +73,15 @@ public static class NftForwardRenderer
         {
             var ip = NftTableLayout.Ip(d.Family);
             var dst = d.ExternalAddress is null ? string.Empty : $" ct original {ip} daddr {d.ExternalAddress}";
-            var body = $"{ip} saddr {RuleLayout.NetworkSpec(hairpin)} {ip} daddr {@int} {proto} dport {intPorts} ct status dnat{dst} ct original proto-dst {extPorts} masquerade";
-            parts.Add(Rule(NftTableLayout.Postrouting, "hairpin", body, RuleLayout.Tag(d.Name, "hairpin")));
+            var body = $"{ip} saddr {ForwardTag.NetworkSpec(hairpin)} {ip} daddr {@int} {proto} dport {intPorts} ct status dnat{dst} ct original proto-dst {extPorts} masquerade";
+            parts.Add(Rule(NftTableLayout.Postrouting, "hairpin", body, ForwardTag.Tag(d.Name, "hairpin")));
         }
 
-        parts.Add(Element(NftTableLayout.Of("accept", d.Family), "fwd", $"{origDst} . {proto} . {extPorts} . {@int} . {intPorts}", RuleLayout.Tag(d.Name, "fwd"), null));
+        parts.Add(Element(NftTableLayout.Of("accept", d.Family), "fwd", $"{origDst} . {proto} . {extPorts} . {@int} . {intPorts}", ForwardTag.Tag(d.Name, "fwd"), null));
 
         foreach (var (key, comment) in NftNotes.Render(d.Name, d.Description))
         {
-            parts.Add(Element(NftTableLayout.Notes, comment[(RuleLayout.TagPrefix.Length + d.Name.Length + 1)..comment.LastIndexOf(':')], key, comment, null));
+            parts.Add(Element(NftTableLayout.Notes, comment[(ForwardTag.TagPrefix.Length + d.Name.Length + 1)..comment.LastIndexOf(':')], key, comment, null));
         }
 
         return parts;
@@ -102,7 +101,7 @@ public static class NftForwardRenderer
 
         if (source is { } s)
         {
-            w.Add($"{ip} saddr {RuleLayout.NetworkSpec(s)}");
+            w.Add($"{ip} saddr {ForwardTag.NetworkSpec(s)}");
         }
 
         w.Add(d.ExternalAddress is null ? "fib daddr type local" : $"{ip} daddr {d.ExternalAddress}");

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text;
-using PSNetfilter.Core.Planning;
 
 namespace PSNetfilter.Core.Backends.Nftables;
 
@@ -15,21 +14,21 @@ public static class NftNotes
     /// <summary>The note elements of a description: key (quoted) and comment, in order. Empty for none.</summary>
     public static IReadOnlyList<(string Key, string Comment)> Render(string name, string? description)
     {
-        var encoded = RuleLayout.EncodeDescription(description);
+        var encoded = ForwardTag.EncodeDescription(description);
         if (encoded.Length == 0)
         {
             return Array.Empty<(string, string)>();
         }
 
         // Room for "psnf:v1:NAME:d9/9:" with one-digit indexes (a 160-character text needs at most 4 chunks).
-        var room = NftTableLayout.MaxCommentLength - (RuleLayout.TagPrefix.Length + name.Length + 6);
+        var room = NftTableLayout.MaxCommentLength - (ForwardTag.TagPrefix.Length + name.Length + 6);
         var count = (encoded.Length + room - 1) / room;
         var list = new List<(string, string)>(count);
         for (var i = 0; i < count; i++)
         {
             var chunk = encoded.Substring(i * room, Math.Min(room, encoded.Length - (i * room)));
             var key = "\"" + Hash(name) + "." + i.ToString(CultureInfo.InvariantCulture) + "\"";
-            list.Add((key, $"{RuleLayout.TagPrefix}{name}:d{i}/{count}:{chunk}"));
+            list.Add((key, $"{ForwardTag.TagPrefix}{name}:d{i}/{count}:{chunk}"));
         }
 
         return list;

@@ -1,7 +1,6 @@
 using System.Net;
 using System.Text.Json;
-using PSNetfilter.Core.Nftables;
-using PSNetfilter.Core.Planning;
+using PSNetfilter.Core.NftJson;
 
 namespace PSNetfilter.Core.Backends.Nftables;
 
@@ -72,12 +71,12 @@ public static class NftTableReader
     /// <summary>"psnf:v1:NAME:ROLE[:more]" -> (NAME, ROLE, the fields after the role).</summary>
     private static (string Name, string Role, string[] More)? Tag(string? comment)
     {
-        if (comment is null || !comment.StartsWith(RuleLayout.TagPrefix, StringComparison.Ordinal))
+        if (comment is null || !comment.StartsWith(ForwardTag.TagPrefix, StringComparison.Ordinal))
         {
             return null;
         }
 
-        var fields = comment[RuleLayout.TagPrefix.Length..].Split(':');
+        var fields = comment[ForwardTag.TagPrefix.Length..].Split(':');
         if (fields.Length < 2 || fields[0].Length == 0 || fields[0].StartsWith('@'))
         {
             return null;
@@ -90,8 +89,8 @@ public static class NftTableReader
     {
         var missing = new List<string>();
         var dnatTag = c.Elements.Where(e => e.Tag.Role == "dnat").Select(e => e.Tag).Concat(c.Rules.Where(r => r.Tag.Role == "dnat").Select(r => r.Tag)).FirstOrDefault();
-        var mode = dnatTag.More is { Length: > 0 } rest ? RuleLayout.ParseModeCode(rest[0]) : null;
-        var flags = RuleLayout.ParseAllFlags(dnatTag.More is { Length: > 1 } r2 ? r2[1] : string.Empty);
+        var mode = dnatTag.More is { Length: > 0 } rest ? ForwardTag.ParseModeCode(rest[0]) : null;
+        var flags = ForwardTag.ParseAllFlags(dnatTag.More is { Length: > 1 } r2 ? r2[1] : string.Empty);
         if (dnatTag.Name is null || mode is null || flags is null)
         {
             missing.Add("dnat");
@@ -207,7 +206,7 @@ public static class NftTableReader
             return null;
         }
 
-        return complete ? RuleLayout.DecodeDescription(string.Concat(chunks.Select(n => n.Chunk))) : null;
+        return complete ? ForwardTag.DecodeDescription(string.Concat(chunks.Select(n => n.Chunk))) : null;
     }
 
     private static Protocol Proto(string? p) => p switch

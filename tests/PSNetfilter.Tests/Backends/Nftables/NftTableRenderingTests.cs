@@ -1,7 +1,7 @@
 using System.Text.RegularExpressions;
 using PSNetfilter.Core.Backends.Nftables;
-using PSNetfilter.Core.Planning;
 using Xunit;
+using PSNetfilter.Core.Backends;
 
 namespace PSNetfilter.Tests.Backends.Nftables;
 
@@ -77,10 +77,10 @@ public class NftTableRenderingTests
         var notes = NftNotes.Render(name, description);
         Assert.True(notes.Count > 1);
         Assert.All(notes, n => Assert.True(n.Comment.Length <= NftTableLayout.MaxCommentLength));
-        var chunks = notes.Select(n => NftNotes.ParseRole(n.Comment[(RuleLayout.TagPrefix.Length + name.Length + 1)..])!.Value).ToList();
+        var chunks = notes.Select(n => NftNotes.ParseRole(n.Comment[(ForwardTag.TagPrefix.Length + name.Length + 1)..])!.Value).ToList();
         Assert.Equal(Enumerable.Range(0, notes.Count), chunks.Select(c => c.Index));
         Assert.All(chunks, c => Assert.Equal(notes.Count, c.Count));
-        Assert.Equal(description, RuleLayout.DecodeDescription(string.Concat(chunks.Select(c => c.Chunk))));
+        Assert.Equal(description, ForwardTag.DecodeDescription(string.Concat(chunks.Select(c => c.Chunk))));
         Assert.Null(NftNotes.ParseRole("dnat:snat"));
     }
 

@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
-using PSNetfilter.Core.Processes;
+using PSNetfilter.Core.Host;
 using PSNetfilter.Tests.Support;
 
 namespace PSNetfilter.Tests.Backends.Nftables;

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using PSNetfilter.Core.Backends.Nftables;
-using PSNetfilter.Core.Processes;
+using PSNetfilter.Core.Host;
 using PSNetfilter.Tests.Support;
 using Xunit;
 

@@ -9,6 +9,8 @@ public static class BackendCatalog
 {
     public const string Iptables = "iptables";
 
+    public const string Nftables = "nftables";
+
     /// <summary>The backend used when none is chosen.</summary>
     public const string Default = Iptables;
 
@@ -16,6 +18,7 @@ public static class BackendCatalog
     public static INetfilterBackend Create(string name, NetfilterHost host) => name switch
     {
         Iptables => new IptablesNetfilterBackend(host),
+        Nftables => new Nftables.NftablesNetfilterBackend(host),
         _ => throw Unknown(name),
     };
 
@@ -27,5 +30,5 @@ public static class BackendCatalog
     };
 
     private static NetfilterException Unknown(string name) =>
-        new("UnknownBackend", FailureKind.InvalidArgument, $"'{PortForwardDefinition.Printable(name)}' is not a backend of PSNetfilter; the backends are: {Iptables}.", name);
+        new("UnknownBackend", FailureKind.InvalidArgument, $"'{PortForwardDefinition.Printable(name)}' is not a backend of PSNetfilter; the backends are: {Iptables}, {Nftables}.", name);
 }

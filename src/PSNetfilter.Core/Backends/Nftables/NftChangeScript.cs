@@ -13,17 +13,27 @@ namespace PSNetfilter.Core.Backends.Nftables;
 public static class NftChangeScript
 {
     /// <summary>The script that removes <paramref name="remove"/> (as read back) and adds <paramref name="add"/>.</summary>
-    public static string Render(NftTableState current, IEnumerable<PortForwardDefinition> add, IEnumerable<NftTableForward> remove)
+    public static string Render(NftTableState current, IEnumerable<PortForwardDefinition> add, IEnumerable<NftTableForward> remove) =>
+        RenderOwned(current, add, remove).Script;
+
+    /// <summary>
+    /// As <see cref="Render"/>, with the name of the forward each line was written for (null for the skeleton and the
+    /// dispatch rules), by 0-based line: so that a line nft refuses is mapped back to its forward.
+    /// </summary>
+    public static (string Script, IReadOnlyList<string?> Owners) RenderOwned(NftTableState current, IEnumerable<PortForwardDefinition> add, IEnumerable<NftTableForward> remove)
     {
+        var owners = new List<string?>();
         var sb = new StringBuilder(4096);
         foreach (var line in NftTableLayout.Skeleton())
         {
             sb.Append(line).Append('\n');
+            owners.Add(null);
         }
 
         foreach (var rule in NftTableLayout.DispatchRules().Where(r => !current.DispatchTags.Contains(r.Tag)))
         {
             sb.Append(NftTableLayout.DispatchLine(rule)).Append('\n');
+            owners.Add(null);
         }
 
         foreach (var forward in remove)
@@ -31,11 +41,20 @@ public static class NftChangeScript
             foreach (var part in forward.Parts)
             {
                 sb.Append(part.DeleteLine).Append('\n');
+                owners.Add(forward.Name);
             }
         }
 
-        AppendForwards(sb, add);
-        return sb.ToString();
+        foreach (var d in add)
+        {
+            foreach (var part in NftForwardRenderer.Render(d))
+            {
+                sb.Append(part.Line).Append('\n');
+                owners.Add(d.Name);
+            }
+        }
+
+        return (sb.ToString(), owners);
     }
 
     /// <summary>The whole table for <paramref name="forwards"/>: what the boot unit loads.</summary>

@@ -39,7 +39,7 @@ namespace PSNetfilter.Core.Backends.Nftables;
 /// </para>
 /// <para>
 /// <b>Ownership</b>: every element and rule of a forward has a comment <c>psnf:v1:NAME:ROLE</c>; the DNAT ones add
-/// <c>:MODE[:FLAGS]</c> (<see cref="PSNetfilter.Core.Planning.ForwardTag.Flags"/>). nft limits a comment to 128
+/// <c>:MODE[:FLAGS]</c> (<see cref="ForwardTag.Flags"/>). nft limits a comment to 128
 /// characters, so the description (base64url, up to 160 characters) is kept in the set <c>notes</c> (type ifname):
 /// element <c>"HASH.i"</c> with comment <c>psnf:v1:NAME:dI/N:CHUNK</c> (<see cref="NftNotes"/>). The fixed dispatch rules
 /// carry <c>psnf:v1:@WHAT</c> ('@' is not allowed in a forward's name).

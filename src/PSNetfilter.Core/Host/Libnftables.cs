@@ -10,6 +10,10 @@ namespace PSNetfilter.Core.Host;
 /// entered the namespace).
 /// </summary>
 /// <remarks>
+/// A script is handed over as a file, not as a buffer: libnftables 1.0.6 (bookworm) reports errors in a buffer
+/// without their location (no line number, and the first line of the buffer shown under the caret), while for a
+/// file it prints "FILE:LINE:COLUMNS: Error:" as nft -f does. The file is a memfd (memory only, never on a disk),
+/// read through /proc/self/fd. Listings, which need no line, go through <c>nft_run_cmd_from_buffer</c>.
 /// Calls are serialised: libnftables 1.0.x keeps some state (symbol tables, the GMP allocator hooks) per process.
 /// Everything here is synchronous system calls in the library: it starts no thread, so it may run on the
 /// namespace thread.
@@ -26,7 +30,7 @@ public static class Libnftables
     private static readonly string[] Exports =
     {
         "nft_ctx_new", "nft_ctx_free", "nft_ctx_buffer_output", "nft_ctx_buffer_error", "nft_ctx_get_output_buffer",
-        "nft_ctx_get_error_buffer", "nft_ctx_output_set_flags", "nft_run_cmd_from_buffer",
+        "nft_ctx_get_error_buffer", "nft_ctx_output_set_flags", "nft_run_cmd_from_buffer", "nft_run_cmd_from_filename",
     };
 
     private static readonly Lazy<string?> LoadFailure = new(() => Probe(LibraryName));
@@ -82,7 +86,7 @@ public static class Libnftables
                     nft_ctx_output_set_flags(ctx, OutputJson);
                 }
 
-                var rc = nft_run_cmd_from_buffer(ctx, commands);
+                var rc = json ? nft_run_cmd_from_buffer(ctx, commands) : RunFromMemoryFile(ctx, commands);
 
                 // Both buffers belong to the context: copy them before it is freed.
                 var output = Marshal.PtrToStringUTF8(nft_ctx_get_output_buffer(ctx)) ?? string.Empty;
@@ -96,8 +100,30 @@ public static class Libnftables
         }
     }
 
+    /// <summary>Runs <paramref name="script"/> from a memfd holding it, so that errors name their line.</summary>
+    private static int RunFromMemoryFile(IntPtr ctx, string script)
+    {
+        var fd = memfd_create("psnetfilter-nft", MfdCloexec);
+        if (fd < 0)
+        {
+            throw new NetfilterException("NftContextFailed", FailureKind.OperationFailed, $"memfd_create failed (errno {Marshal.GetLastPInvokeError()}).", LibraryName);
+        }
+
+        using var file = new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
+        RandomAccess.Write(file, System.Text.Encoding.UTF8.GetBytes(script), 0);
+        return nft_run_cmd_from_filename(ctx, "/proc/self/fd/" + fd.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
     /// <summary>How a call shows in errors and logs: what the nft executable would have been asked.</summary>
     internal static string Command(bool json) => json ? "libnftables: nft -j" : "libnftables: nft -f -";
+
+    private const uint MfdCloexec = 1;
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int memfd_create([MarshalAs(UnmanagedType.LPUTF8Str)] string name, uint flags);
+
+    [DllImport(LibraryName)]
+    private static extern int nft_run_cmd_from_filename(IntPtr ctx, [MarshalAs(UnmanagedType.LPUTF8Str)] string filename);
 
     [DllImport(LibraryName)]
     private static extern IntPtr nft_ctx_new(uint flags);

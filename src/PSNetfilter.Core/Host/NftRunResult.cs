@@ -46,7 +46,11 @@ public sealed partial record NftRunResult(bool Success, string Output, string Er
     }
 
     /// <summary>nft's error text without the name of its input ("/dev/stdin", "&lt;cmdline&gt;"): the same on both paths.</summary>
-    public string ErrorWithoutSource => LocationRegex().Replace(Error, m => $"line {m.Groups[1].Value}:{m.Groups[2].Value}: Error:");
+    public string ErrorWithoutSource => WithoutSource(Error);
+
+    /// <summary>An nft error text with "line N:COLUMNS: Error:" for each "SOURCE:N:COLUMNS: Error:".</summary>
+    public static string WithoutSource(string error) =>
+        LocationRegex().Replace(error, m => $"line {m.Groups[1].Value}:{m.Groups[2].Value}: Error:");
 
     [GeneratedRegex(@"^[^\n:]*:(\d+):(\d+(?:-\d+)?): Error:", RegexOptions.Multiline)]
     private static partial Regex LocationRegex();

@@ -7,6 +7,11 @@ namespace PSNetfilter.Core.Host;
 /// the namespace with setns (<see cref="NamespaceThread"/>), where the library's context, and with it its netlink
 /// socket, is made, used and freed. No process is started.
 /// </summary>
+/// <remarks>
+/// The token is checked before a run starts; a run that has started finishes (a transaction is never cut off
+/// half-way: the kernel applies it whole or not at all either way). A run costs a thread, two setns calls and a
+/// libnftables context (see bench/nft-inprocess.ps1 for the fixed cost against a whole transaction).
+/// </remarks>
 public sealed class InProcessNftRunner : NftRunner
 {
     private readonly Action<string> _log;

@@ -113,7 +113,7 @@ function Measure-Process {
 function Measure-Funnel {
     # (a2): the module's fallback: the same nft through ProcessNftRunner (NetfilterHost's funnel, CliWrap).
     $ns = New-Ns 'nftfun'
-    $runner = [PSNetfilter.Core.Host.ProcessNftRunner]::new([PSNetfilter.Core.Processes.NetfilterHost]::new($ns, $null, $null))
+    $runner = [PSNetfilter.Core.Host.ProcessNftRunner]::new([PSNetfilter.Core.Host.NetfilterHost]::new($ns, $null, $null))
     $sw = [System.Diagnostics.Stopwatch]::StartNew()
     $null = $runner.ApplyAsync($script, $ct).GetAwaiter().GetResult()
     $sw.Stop()

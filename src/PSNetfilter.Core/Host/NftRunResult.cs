@@ -25,7 +25,8 @@ public sealed partial record NftRunResult(bool Success, string Output, string Er
     /// <see cref="CommandFailedException"/> with nft's error text, the failed line and its text in <paramref name="input"/>.
     /// </summary>
     /// <exception cref="CommandFailedException">nft refused the input; nothing of it was applied.</exception>
-    public NftRunResult EnsureSuccess(string input)
+    /// <param name="owners">Who wrote each line of <paramref name="input"/> (0-based): the refused line's owner becomes the failure's target.</param>
+    public NftRunResult EnsureSuccess(string input, IReadOnlyList<string?>? owners = null)
     {
         if (Success)
         {
@@ -35,7 +36,8 @@ public sealed partial record NftRunResult(bool Success, string Output, string Er
         var line = FailedLine;
         var lines = input.Split('\n');
         var text = line is { } n && n <= lines.Length ? lines[n - 1].TrimEnd('\r') : null;
-        throw new CommandFailedException(Command, ExitCode == 0 ? 1 : ExitCode, Error, line, text);
+        var owner = line is { } k && owners is not null && k <= owners.Count ? owners[k - 1] : null;
+        throw new CommandFailedException(Command, ExitCode == 0 ? 1 : ExitCode, Error, line, text, owner, program: "nft");
     }
 
     /// <summary>The first line number of an nft error location ("SOURCE:LINE:COLUMN[-END]: Error:"), or null.</summary>

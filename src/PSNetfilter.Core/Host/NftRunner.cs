@@ -1,4 +1,3 @@
-using PSNetfilter.Core.Processes;
 
 namespace PSNetfilter.Core.Host;
 

@@ -1,7 +1,6 @@
 using System.Text;
 using System.Text.Json;
 using PSNetfilter.Core.Host;
-using PSNetfilter.Core.Processes;
 using PSNetfilter.Tests.Support;
 using Xunit;
 

@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using PSNetfilter.Core.Host;
-using PSNetfilter.Core.Processes;
 using PSNetfilter.Tests.Support;
 using Xunit;
 

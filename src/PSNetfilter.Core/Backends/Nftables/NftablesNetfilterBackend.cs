@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using PSNetfilter.Core.Diagnostics;
 using PSNetfilter.Core.Host;
 
@@ -11,13 +10,16 @@ namespace PSNetfilter.Core.Backends.Nftables;
 /// filter, is one <c>nft -f</c> transaction (<see cref="NftablesChange"/>): applied whole or not at all, so this
 /// path needs no rollback.
 /// </summary>
-public sealed partial class NftablesNetfilterBackend : INetfilterBackend
+public sealed class NftablesNetfilterBackend : INetfilterBackend
 {
     private readonly NetfilterHost _host;
+    private readonly NftRunner _runner;
 
-    public NftablesNetfilterBackend(NetfilterHost host)
+    /// <param name="runner">How nft runs; libnftables in-process when it loads, the nft executable otherwise.</param>
+    public NftablesNetfilterBackend(NetfilterHost host, NftRunner? runner = null)
     {
         _host = host;
+        _runner = runner ?? NftRunner.For(host, host.Log);
     }
 
     public string Name => BackendCatalog.Nftables;
@@ -42,21 +44,20 @@ public sealed partial class NftablesNetfilterBackend : INetfilterBackend
     /// <summary>Reads the table (only it) and rebuilds the forwards; a table that does not exist is empty.</summary>
     internal async Task<NftablesSnapshot> ReadSnapshotAsync(ReadOptions options, CancellationToken ct)
     {
-        var request = new ProcessRequest(ExecutableLocator.Require("nft", "nftables"), new[] { "-j", "list", "table", NftTableLayout.Family, NftTableLayout.TableName });
-        var result = await _host.RunAsync(request, inNamespace: true, ct).ConfigureAwait(false);
+        var listing = await _runner.ListJsonAsync($"list table {NftTableLayout.Table}", ct).ConfigureAwait(false);
         NftTableState state;
-        if (result.ExitCode != 0)
+        if (listing.Success)
         {
-            if (!result.StandardError.Contains("No such file or directory", StringComparison.Ordinal))
-            {
-                throw new CommandFailedException(_host.Wrap(request).Display, result.ExitCode, result.StandardError, program: request.Program);
-            }
-
-            state = NftTableState.Empty;
+            state = NftTableReader.Read(listing.Output);
+        }
+        else if (listing.Error.Contains("No such file or directory", StringComparison.Ordinal))
+        {
+            state = NftTableState.Empty; // no forward was ever made here
         }
         else
         {
-            state = NftTableReader.Read(result.StandardOutput);
+            listing.EnsureSuccess($"list table {NftTableLayout.Table}");
+            throw new InvalidOperationException("unreachable");
         }
 
         var forwards = new List<PortForward>(state.Forwards.Count);
@@ -84,26 +85,12 @@ public sealed partial class NftablesNetfilterBackend : INetfilterBackend
         return new NftablesSnapshot(state, forwards.OrderBy(f => f.Name, StringComparer.Ordinal).ToList());
     }
 
-    /// <summary>
-    /// Runs one script as one transaction (<c>nft -f -</c>) in the namespace.
-    /// </summary>
-    /// <exception cref="CommandFailedException">NftCommandFailed, with the refused line of the script and its owner.</exception>
+    /// <summary>Runs one script as one transaction in the namespace (libnftables in-process, or <c>nft -f -</c>).</summary>
+    /// <exception cref="CommandFailedException">NftCommandFailed, with the refused line of the script and the forward that wrote it.</exception>
     internal async Task ApplyAsync(string script, IReadOnlyList<string?> owners, CancellationToken ct)
     {
-        _host.Log("nft input:\n" + script.TrimEnd('\n'));
-        var request = new ProcessRequest(ExecutableLocator.Require("nft", "nftables"), new[] { "-f", "-" }, script);
-        var result = await _host.RunAsync(request, inNamespace: true, ct).ConfigureAwait(false);
-        if (result.ExitCode == 0)
-        {
-            return;
-        }
-
-        var m = FailedLineRegex().Match(result.StandardError);
-        int? line = m.Success ? int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : null;
-        var lines = script.Split('\n');
-        string? input = line is { } l && l >= 1 && l <= lines.Length ? lines[l - 1] : null;
-        string? owner = line is { } k && k >= 1 && k <= owners.Count ? owners[k - 1] : null;
-        throw new CommandFailedException(_host.Wrap(request).Display, result.ExitCode, result.StandardError, line, input, owner, program: request.Program);
+        _host.Log($"nft input ({(_runner.InProcess ? "libnftables, in-process" : "nft -f -")}):\n" + script.TrimEnd('\n'));
+        (await _runner.RunAsync(script, ct).ConfigureAwait(false)).EnsureSuccess(script, owners);
     }
 
     private static ForwardPart? PartOf(string missing) => missing switch
@@ -115,8 +102,4 @@ public sealed partial class NftablesNetfilterBackend : INetfilterBackend
         "fwd" => ForwardPart.Forward,
         _ => null,
     };
-
-    // nft names the input and the line of the first error: "/dev/stdin:7:1-20: Error: ...".
-    [GeneratedRegex(@"^[^\n:]*:(\d+):\d+(?:-\d+)?: Error", RegexOptions.Multiline)]
-    private static partial Regex FailedLineRegex();
 }

@@ -50,7 +50,9 @@ Describe $Title -Skip:([bool]$SkipReason) {
     }
 
     It 'carries traffic and warns of nothing while no other table exists' {
-        Test-Carries Tcp 8080 | Should -BeTrue
+        # The first connection of the file also waits for the lab's server to be up: a second try on a loaded
+        # machine (a positive proof needs one connection that got through).
+        ((Test-Carries Tcp 8080) -or (Test-Carries Tcp 8080)) | Should -BeTrue
         $script:beforeWarnings | Should -BeNullOrEmpty
         @(Test-PortForward web -NetworkNamespace $script:gw -NoConnect | Where-Object Check -eq 'ForeignTableDrop') | Should -BeNullOrEmpty
     }

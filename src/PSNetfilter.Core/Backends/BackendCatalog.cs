@@ -22,6 +22,51 @@ public static class BackendCatalog
         _ => throw Unknown(name),
     };
 
+    /// <summary>
+    /// Every backend of the namespace as one (<see cref="BackendSet"/>), new forwards going to <paramref name="preferred"/>:
+    /// what the cmdlets work with, so that Get, Test and Remove see the forwards of both backends.
+    /// </summary>
+    public static BackendSet CreateSet(string preferred, NetfilterHost host) =>
+        new(Create(preferred, host), new[] { Iptables, Nftables }.Where(n => n != preferred).Select(n => Create(n, host)));
+
+    /// <summary>
+    /// The backend a preference names. Auto is nftables when nft can run here (libnftables loads, or the nft
+    /// executable is installed) and the host's iptables is not the legacy backend (whose rules nftables cannot see
+    /// beside its own); iptables otherwise.
+    /// </summary>
+    public static string Resolve(BackendPreference preference) => preference switch
+    {
+        BackendPreference.Iptables => Iptables,
+        BackendPreference.Nftables => Nftables,
+        _ => (Libnftables.IsAvailable || ExecutableLocator.Find("nft") is not null) && !IptablesIsLegacy() ? Nftables : Iptables,
+    };
+
+    /// <summary>True when the host's iptables is iptables-legacy (its alternative, or PSNETFILTER_IPTABLES_BACKEND=legacy).</summary>
+    private static bool IptablesIsLegacy()
+    {
+        var forced = Environment.GetEnvironmentVariable("PSNETFILTER_IPTABLES_BACKEND")?.Trim().ToLowerInvariant();
+        if (forced is "legacy" or "nft")
+        {
+            return forced == "legacy";
+        }
+
+        var iptables = ExecutableLocator.Find("iptables");
+        if (iptables is null)
+        {
+            return false;
+        }
+
+        try
+        {
+            var target = new FileInfo(iptables).ResolveLinkTarget(returnFinalTarget: true)?.Name ?? Path.GetFileName(iptables);
+            return target.Contains("legacy", StringComparison.Ordinal);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>The boot file of <paramref name="set"/> in the format of its backend (the iptables backend: a POSIX sh script).</summary>
     public static string RenderBootFile(BootSet set) => set.Backend switch
     {

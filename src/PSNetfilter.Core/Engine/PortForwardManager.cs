@@ -30,6 +30,12 @@ public sealed class PortForwardManager
 
     public INetfilterBackend Backend { get; }
 
+    /// <summary>
+    /// The backend was chosen for this call (-Backend, or the preference): a forward another backend holds moves to it
+    /// (reported Replaced) even when its definition is the same. Otherwise forwards stay in the backend that holds them.
+    /// </summary>
+    public bool MoveToChosenBackend { get; init; }
+
     /// <summary>Set to mark forwards that are in a saved boot set (persistence).</summary>
     public Func<string, bool>? IsPersisted { get; init; }
 
@@ -155,6 +161,9 @@ public sealed class PortForwardManager
 
             var old = byName.TryGetValue(def.Name, out var same) ? same.FirstOrDefault(f => f.Family == def.Family) ?? same[0] : null;
             var complete = old is not null && old.IsComplete;
+
+            // A forward held by another backend than the chosen one moves there when the backend was chosen (-Backend).
+            var move = old is not null && MoveToChosenBackend && old.Backend is not null && old.Backend != Backend.Name;
             if (old is not null && old.DefinitionPartial && SameDefinition(old, def))
             {
                 _observer.Failed(new NetfilterException(
@@ -165,7 +174,7 @@ public sealed class PortForwardManager
                 continue;
             }
 
-            if (old is not null && old.Definition.Equals(def) && complete)
+            if (old is not null && old.Definition.Equals(def) && complete && !move)
             {
                 session.Batch[def.Name] = def;
                 session.Unchanged.Add(new ChangeResult(old, ChangeKind.Unchanged));
@@ -173,7 +182,7 @@ public sealed class PortForwardManager
                 continue;
             }
 
-            if (old is not null && !force)
+            if (old is not null && !force && !(move && old.Definition.Equals(def) && complete))
             {
                 _observer.Failed(SameDefinition(old, def)
                     ? new NetfilterException("PortForwardIncomplete", FailureKind.ResourceExists, $"Port forward '{def.Name}' exists but is incomplete ({old.Status}). Use -Force to restore it whole.", def.Name)
@@ -192,7 +201,9 @@ public sealed class PortForwardManager
                 continue;
             }
 
-            var action = old is null ? "Create port forward" : "Replace port forward (was: " + old + ")";
+            var action = old is null ? "Create port forward"
+                : move ? $"Move port forward from the {old.Backend} backend to the {Backend.Name} backend (was: {old})"
+                : "Replace port forward (was: " + old + ")";
             if (!_observer.ShouldProcess(Describe(def), action))
             {
                 continue;
@@ -200,7 +211,7 @@ public sealed class PortForwardManager
 
             session.Batch[def.Name] = def;
             endpoints.Add(def);
-            session.Accept(new PendingChange(def, old));
+            session.Accept(new PendingChange(def, old) { Backend = old is null || move ? Backend.Name : old.Backend ?? Backend.Name });
             _observer.Debug($"Plan: {(old is null ? "create" : "replace")} {Describe(def)}");
         }
 
@@ -277,7 +288,7 @@ public sealed class PortForwardManager
             }
             else if (appliedNames.Contains(p.New.Name))
             {
-                var forward = new PortForward(p.New) { NetworkNamespace = _host.NetworkNamespace, Backend = Backend.Name, Persisted = IsPersisted?.Invoke(p.New.Name) ?? false };
+                var forward = new PortForward(p.New) { NetworkNamespace = _host.NetworkNamespace, Backend = p.Backend ?? Backend.Name, Persisted = IsPersisted?.Invoke(p.New.Name) ?? false };
                 results.Add(new ChangeResult(forward, originals.Contains(p.New.Name) ? ChangeKind.Replaced : ChangeKind.Created));
             }
         }

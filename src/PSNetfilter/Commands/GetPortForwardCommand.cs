@@ -41,7 +41,7 @@ public sealed class GetPortForwardCommand : PSNetfilterCmdlet
             var ns = PipedNamespace(NetworkNamespace);
             // Persisted: the forward is in a boot set installed on this machine for this namespace.
             var persisted = BootSetReader.PersistedNames("/", ns);
-            var manager = new PortForwardManager(CreateHost(ns), this) { IsPersisted = persisted.Contains };
+            var manager = CreateManager(ns, persisted.Contains, null);
             System.Net.IPAddress? internalFilter = InternalAddress is null ? null : PortForwardDefinition.ParseAddress(InternalAddress, "InternalAddress");
             if (ns is not null)
             {

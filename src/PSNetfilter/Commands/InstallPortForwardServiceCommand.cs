@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using PSNetfilter.Core.Persistence;
 using PSNetfilter.Core.Host;
+using PSNetfilter.Core.Backends;
 
 namespace PSNetfilter.Commands;
 
@@ -99,6 +100,16 @@ public sealed class InstallPortForwardServiceCommand : PSNetfilterCmdlet
                 {
                     WriteWarning($"Port forward '{f.Name}' was read from {Where(f.NetworkNamespace)}, but {unit} restores it into {Where(ns)}." + (f.NetworkNamespace is null ? string.Empty : $" Use -NetworkNamespace {f.NetworkNamespace} to restore it where it was."));
                 }
+            }
+
+            if (_forwards.FirstOrDefault(f => f.Backend is not null && f.Backend != BackendCatalog.Iptables) is { } other)
+            {
+                // Refused before anything is written: the boot file would restore it into another backend.
+                throw new NetfilterException(
+                    "BackendNotPersistable",
+                    FailureKind.InvalidArgument,
+                    $"Port forward '{other.Name}' is held by the {other.Backend} backend, whose forwards cannot be persisted yet: a boot set restores iptables rules. Move it first (New-PortForward -Name '{other.Name}' ... -Backend Iptables -Force, or pipe it: Get-PortForward '{other.Name}' | New-PortForward -Backend Iptables), then install it.",
+                    other);
             }
 
             var set = new BootSet(unit, ns, _forwards.Select(f => f.Definition));

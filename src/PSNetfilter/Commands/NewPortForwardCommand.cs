@@ -102,6 +102,16 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
     public SwitchParameter AcceptInOtherTables { get; set; }
 
     /// <summary>
+    /// The backend the forwards go to: Iptables, Nftables or Auto. A forward of the same name that the other backend
+    /// holds moves to this one (reported Replaced; its definition may stay the same). Without it, the preference
+    /// ($PSNetfilterBackend, PSNETFILTER_BACKEND) decides, and existing forwards stay where they are.
+    /// </summary>
+    [Parameter]
+    public BackendPreference Backend { get; set; }
+
+    protected override BackendPreference? BackendParameter => CommandLine.Contains(nameof(Backend)) ? Backend : null;
+
+    /// <summary>
     /// The piped object itself, so that a property whose value PowerShell could not convert (and therefore
     /// silently left unbound, e.g. Protocol 'sctp') is reported instead of falling back to a default.
     /// </summary>

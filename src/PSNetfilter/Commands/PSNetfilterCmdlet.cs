@@ -3,6 +3,7 @@ using System.Management.Automation;
 using PSNetfilter.Core.Engine;
 using PSNetfilter.Core.Persistence;
 using PSNetfilter.Core.Host;
+using PSNetfilter.Core.Backends;
 
 namespace PSNetfilter.Commands;
 
@@ -22,7 +23,54 @@ public abstract class PSNetfilterCmdlet : PSCmdlet, IChangeObserver, ICmdletThre
     protected NetfilterHost CreateHost(string? networkNamespace) =>
         new(networkNamespace, log: m => _pending.Enqueue(() => WriteVerbose(m)));
 
-    protected PortForwardManager CreateManager(string? networkNamespace) => new(CreateHost(networkNamespace), this);
+    /// <summary>The manager of a namespace, over every backend (<see cref="BackendCatalog.CreateSet"/>), new forwards going to the chosen one.</summary>
+    protected PortForwardManager CreateManager(string? networkNamespace) => CreateManager(networkNamespace, null, null);
+
+    protected PortForwardManager CreateManager(string? networkNamespace, Func<string, bool>? isPersisted, IReadOnlyList<BootSetInfo>? units)
+    {
+        var (preferred, chosen) = ChooseBackend();
+        var host = CreateHost(networkNamespace);
+        return new PortForwardManager(host, this, BackendCatalog.CreateSet(preferred, host))
+        {
+            MoveToChosenBackend = chosen,
+            IsPersisted = isPersisted,
+            PersistedUnits = units ?? Array.Empty<BootSetInfo>(),
+        };
+    }
+
+    /// <summary>-Backend of the command, where it has one; null: the preference decides.</summary>
+    protected virtual BackendPreference? BackendParameter => null;
+
+    /// <summary>
+    /// The backend new forwards go to: -Backend, else $PSNetfilterBackend, else the environment variable
+    /// PSNETFILTER_BACKEND, else iptables. Only -Backend moves forwards another backend holds.
+    /// </summary>
+    /// <exception cref="NetfilterException">InvalidBackendPreference.</exception>
+    private (string Backend, bool Chosen) ChooseBackend()
+    {
+        if (BackendParameter is { } given)
+        {
+            return (BackendCatalog.Resolve(given), true);
+        }
+
+        var preference = GetVariableValue("PSNetfilterBackend") ?? Environment.GetEnvironmentVariable("PSNETFILTER_BACKEND");
+        var text = (preference is PSObject pso ? pso.BaseObject : preference)?.ToString();
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return (BackendCatalog.Default, false);
+        }
+
+        if (!Enum.TryParse<BackendPreference>(text.Trim(), ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed))
+        {
+            throw new NetfilterException(
+                "InvalidBackendPreference",
+                FailureKind.InvalidArgument,
+                $"The backend preference '{PortForwardDefinition.Printable(text)}' ($PSNetfilterBackend or PSNETFILTER_BACKEND) is not one of Auto, Iptables, Nftables.",
+                text);
+        }
+
+        return (BackendCatalog.Resolve(parsed), false);
+    }
 
     /// <summary>A service manager whose systemctl calls and script runs show in -Verbose.</summary>
     protected PortForwardServiceManager CreateServiceManager() =>

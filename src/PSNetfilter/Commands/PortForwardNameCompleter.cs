@@ -3,6 +3,7 @@ using System.Management.Automation;
 using System.Management.Automation.Language;
 using PSNetfilter.Core.Engine;
 using PSNetfilter.Core.Host;
+using PSNetfilter.Core.Backends;
 
 namespace PSNetfilter.Commands;
 
@@ -16,7 +17,8 @@ public sealed class PortForwardNameCompleter : IArgumentCompleter
         try
         {
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            var manager = new PortForwardManager(new NetfilterHost(string.IsNullOrEmpty(ns) ? null : ns), SilentObserver.Instance);
+            var host = new NetfilterHost(string.IsNullOrEmpty(ns) ? null : ns);
+            var manager = new PortForwardManager(host, SilentObserver.Instance, BackendCatalog.CreateSet(BackendCatalog.Default, host));
             forwards = manager.GetAsync(cts.Token).GetAwaiter().GetResult();
         }
         catch (Exception ex) when (ex is NetfilterException or IOException or InvalidOperationException or OperationCanceledException)

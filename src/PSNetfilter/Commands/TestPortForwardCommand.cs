@@ -89,7 +89,7 @@ public sealed class TestPortForwardCommand : PSNetfilterCmdlet
 
                 var units = BootSetReader.FindInstalled("/");
                 var persisted = units.Where(u => u.NetworkNamespace == ns).SelectMany(u => u.ForwardNames).ToHashSet(PortForwardNames.Comparer);
-                var manager = new PortForwardManager(CreateHost(ns), this) { PersistedUnits = units, IsPersisted = persisted.Contains };
+                var manager = CreateManager(ns, persisted.Contains, units);
                 var (findings, known) = Run(ct => manager.DiagnoseAsync(names, !NoConnect, ct));
                 foreach (var missing in NameSelector.Unmatched(names, known))
                 {

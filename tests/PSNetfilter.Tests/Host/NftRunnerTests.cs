@@ -11,6 +11,7 @@ namespace PSNetfilter.Tests.Host;
 /// funnel), against the real kernel in psnfL-* namespaces: the same ruleset, the same failure with the same refused
 /// line, one transaction, the right namespace, JSON listings, and no leak over hundreds of runs.
 /// </summary>
+[Collection(AloneCollection.Name)]
 public class NftRunnerTests
 {
     public static readonly TheoryData<string> Paths = new() { "in-process", "process" };

@@ -28,7 +28,7 @@ public abstract class PSNetfilterCmdlet : PSCmdlet, IChangeObserver, ICmdletThre
 
     protected PortForwardManager CreateManager(string? networkNamespace, Func<string, bool>? isPersisted, IReadOnlyList<BootSetInfo>? units)
     {
-        var (preferred, chosen) = ChooseBackend();
+        var (preferred, chosen) = _backend ??= ChooseBackend();
         var host = CreateHost(networkNamespace);
         return new PortForwardManager(host, this, BackendCatalog.CreateSet(preferred, host))
         {
@@ -37,6 +37,8 @@ public abstract class PSNetfilterCmdlet : PSCmdlet, IChangeObserver, ICmdletThre
             PersistedUnits = units ?? Array.Empty<BootSetInfo>(),
         };
     }
+
+    private (string Backend, bool Chosen)? _backend;
 
     /// <summary>-Backend of the command, where it has one; null: the preference decides.</summary>
     protected virtual BackendPreference? BackendParameter => null;
@@ -250,6 +252,7 @@ public abstract class PSNetfilterCmdlet : PSCmdlet, IChangeObserver, ICmdletThre
         try
         {
             SystemChecks.RequireRoot();
+            _backend = ChooseBackend(); // a preference that names no backend stops the command before anything is queued
         }
         catch (NetfilterException ex)
         {

@@ -89,7 +89,6 @@ public sealed class NftablesNetfilterBackend : INetfilterBackend
     /// <exception cref="CommandFailedException">NftCommandFailed, with the refused line of the script and the forward that wrote it.</exception>
     internal async Task ApplyAsync(string script, IReadOnlyList<string?> owners, CancellationToken ct)
     {
-        _host.Log($"nft input ({(_runner.InProcess ? "libnftables, in-process" : "nft -f -")}):\n" + script.TrimEnd('\n'));
         (await _runner.RunAsync(script, ct).ConfigureAwait(false)).EnsureSuccess(script, owners);
     }
 

@@ -25,7 +25,7 @@ BeforeAll {
 
 Describe $Title -Skip:([bool]$SkipReason) {
     BeforeAll {
-        $script:lab = New-PSNetfilterLab -Prefix 'psnfb'
+        $script:lab = New-PSNetfilterLab -Prefix 'psnfk'
         $script:gw = $script:lab.Gateway
         $null = Start-PSNetfilterLabServer -Lab $script:lab -TcpPort 8080, 8081 -UdpPort 5353
 
@@ -49,7 +49,7 @@ Describe $Title -Skip:([bool]$SkipReason) {
         function script:Get-PsnfChains { @((Invoke-Gw iptables-save) -split "`n" | Where-Object { $_ -match 'PSNF-' }) }
 
         # Another program's table at the same hooks (accepting), which must stay as it is.
-        $script:foreignFile = Join-Path ([IO.Path]::GetTempPath()) ('psnfb-' + [guid]::NewGuid().ToString('N') + '.nft')
+        $script:foreignFile = Join-Path ([IO.Path]::GetTempPath()) ('psnfk-' + [guid]::NewGuid().ToString('N') + '.nft')
         Set-Content -LiteralPath $script:foreignFile -Value "table inet other {`n`tchain gate {`n`t`ttype filter hook forward priority filter; policy accept;`n`t`tct state established,related accept`n`t}`n`tchain pre {`n`t`ttype nat hook prerouting priority dstnat; policy accept;`n`t}`n}"
         Invoke-Gw nft, '-f', $script:foreignFile | Out-Null
         $script:foreign = Get-ForeignRuleset
@@ -137,7 +137,7 @@ Describe $Title -Skip:([bool]$SkipReason) {
     }
 
     It 'does not persist a forward of the nftables backend, and writes nothing' {
-        $root = Join-Path ([IO.Path]::GetTempPath()) ('psnfb-root-' + [guid]::NewGuid().ToString('N'))
+        $root = Join-Path ([IO.Path]::GetTempPath()) ('psnfk-root-' + [guid]::NewGuid().ToString('N'))
         $null = New-Item -ItemType Directory -Path $root
         try {
             { Get-PortForward web -NetworkNamespace $script:gw | Install-PortForwardService -NetworkNamespace $script:gw -Root $root -NoStart -ErrorAction Stop } |

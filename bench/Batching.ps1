@@ -56,10 +56,7 @@ Write-Host ''
 $ext = '203.0.113.1'
 $int = '198.51.100.10'
 $snat = '198.51.100.1'
-$nsenter = Resolve-BenchTool nsenter
-$iptables = Resolve-BenchTool iptables
 $iptablesSave = Resolve-BenchTool iptables-save
-$sh = Resolve-BenchTool sh
 $created = [System.Collections.Generic.List[string]]::new()
 $tmp = Join-Path ([IO.Path]::GetTempPath()) ("psnfb-batching-{0}" -f [Environment]::ProcessId)
 
@@ -69,24 +66,8 @@ function New-Ns([string]$Role) {
     $n
 }
 
-function Get-SeedLines([string]$Ns, [int[]]$Ports, [string]$Verb) {
-    # The seed note's four rules per forward, one iptables process each. Each enters the namespace as the
-    # module's own tools do (nsenter --net), so neither side pays more per process for the lab than the other.
-    $enter = "$nsenter --net=/run/netns/$Ns"
-    foreach ($p in $Ports) {
-        "$enter $iptables $Verb FORWARD -p tcp -d $int --dport $p -j ACCEPT"
-        "$enter $iptables $Verb FORWARD -p tcp -s $int --sport $p -j ACCEPT"
-        "$enter $iptables -t nat $Verb PREROUTING -p tcp -d $ext --dport $p -j DNAT --to-destination ${int}:$p"
-        "$enter $iptables -t nat $Verb POSTROUTING -p tcp -d $int --dport $p -j SNAT --to-source $snat"
-    }
-}
-
 function Invoke-Seed([string]$Ns, [int[]]$Ports, [string]$Verb) {
-    # Runs the seed's commands with /bin/sh -e; returns elapsed milliseconds (sh start included, ~1 ms).
-    $file = Join-Path $tmp ("seed-{0}-{1}.sh" -f $Ns, $Verb.Trim('-'))
-    [IO.File]::WriteAllText($file, ((Get-SeedLines -Ns $Ns -Ports $Ports -Verb $Verb) -join "`n") + "`n")
-    $r = Invoke-BenchProcess -FilePath $sh -ArgumentList @('-e', $file) -TimeoutSeconds 1800 -Check
-    $r.Elapsed.TotalMilliseconds
+    Invoke-BenchSeed -Namespace $Ns -Port $Ports -Verb $Verb -ExternalAddress $ext -InternalAddress $int -SnatAddress $snat -WorkDirectory $tmp
 }
 
 function Get-RuleCount([string]$Ns, [string]$Pattern) {

@@ -253,6 +253,33 @@ function Remove-BenchNamespace {
     }
 }
 
+function Invoke-BenchSeed {
+    <#
+    .SYNOPSIS
+        The seed note's four rules per forward (FORWARD accept both ways, PREROUTING DNAT, POSTROUTING SNAT), one
+        iptables process each, run by /bin/sh -e; returns the elapsed milliseconds (sh start included, ~1 ms).
+        Each process enters the namespace as the module's own tools do (nsenter --net), so neither side pays more
+        per process for the lab than the other. -Verb is -A or -D.
+    #>
+    param(
+        [Parameter(Mandatory)][string]$Namespace, [Parameter(Mandatory)][int[]]$Port, [Parameter(Mandatory)][ValidateSet('-A', '-D')][string]$Verb,
+        [Parameter(Mandatory)][string]$ExternalAddress, [Parameter(Mandatory)][string]$InternalAddress, [Parameter(Mandatory)][string]$SnatAddress,
+        [Parameter(Mandatory)][string]$WorkDirectory
+    )
+    $enter = "$(Resolve-BenchTool nsenter) --net=/run/netns/$Namespace"
+    $iptables = Resolve-BenchTool iptables
+    $lines = foreach ($p in $Port) {
+        "$enter $iptables $Verb FORWARD -p tcp -d $InternalAddress --dport $p -j ACCEPT"
+        "$enter $iptables $Verb FORWARD -p tcp -s $InternalAddress --sport $p -j ACCEPT"
+        "$enter $iptables -t nat $Verb PREROUTING -p tcp -d $ExternalAddress --dport $p -j DNAT --to-destination ${InternalAddress}:$p"
+        "$enter $iptables -t nat $Verb POSTROUTING -p tcp -d $InternalAddress --dport $p -j SNAT --to-source $SnatAddress"
+    }
+    $file = Join-Path $WorkDirectory ("seed-{0}-{1}.sh" -f $Namespace, $Verb.Trim('-'))
+    [IO.File]::WriteAllText($file, ($lines -join "`n") + "`n")
+    $r = Invoke-BenchProcess -FilePath (Resolve-BenchTool sh) -ArgumentList @('-e', $file) -TimeoutSeconds 1800 -Check
+    $r.Elapsed.TotalMilliseconds
+}
+
 function Get-Median {
     param([Parameter(Mandatory)][AllowEmptyCollection()][AllowNull()][double[]]$Value)
     $s = @($Value | Where-Object { -not [double]::IsNaN($_) } | Sort-Object)
@@ -290,7 +317,7 @@ function Write-BenchGoal {
     Write-Host ('  {0,-58} {1,9}   goal {2,-8} {3}' -f $What, (Format-Ratio $Ratio), $Goal, $verdict)
 }
 
-Export-ModuleMember -Function Get-BenchRepoRoot, Resolve-BenchTool, Invoke-BenchProcess, Invoke-BenchProcessSet, Invoke-InBenchNamespace,
+Export-ModuleMember -Function Get-BenchRepoRoot, Invoke-BenchSeed, Resolve-BenchTool, Invoke-BenchProcess, Invoke-BenchProcessSet, Invoke-InBenchNamespace,
     Test-BenchIsRoot, Install-BenchPackage, Initialize-Bench, Get-TestPwshInvocation, Get-BenchMachine, Write-BenchMachine,
     Get-BenchNamespaceList, New-BenchNamespace, Remove-BenchNamespace, Get-Median, Format-Ms, Format-Number, Format-Ratio,
     Write-BenchGoal

@@ -276,7 +276,7 @@ public sealed class PortForwardManager
 
         // The rules are in: connections still DNATed by the old definitions go now, or they would keep going to
         // the old target for as long as they stay busy.
-        await ClearConnectionsAsync(pending.Where(p => p.Old is not null && ConntrackFilter.Applies(p.Old)).Select(p => p.Old!).ToList()).ConfigureAwait(false);
+        await new StaleFlows(_host, _observer).ClearAsync(pending.Where(p => p.Old is not null && ConntrackFilter.Applies(p.Old)).Select(p => p.Old!).ToList()).ConfigureAwait(false);
 
         var results = new List<ChangeResult>(session.Unchanged);
         var appliedNames = pending.Where(x => x.New is not null).Select(x => x.New!.Name).ToHashSet(StringComparer.Ordinal);
@@ -339,37 +339,6 @@ public sealed class PortForwardManager
             .Select(d => new PortForward(d) { NetworkNamespace = _host.NetworkNamespace, Persisted = IsPersisted?.Invoke(d.Name) ?? false })
             .OrderBy(f => f.Name, StringComparer.Ordinal)
             .ToList();
-    }
-
-    /// <summary>
-    /// Deletes the conntrack entries of removed or replaced UDP forwards (one <c>conntrack -D</c> each), after the
-    /// change is applied, so that a running UDP stream follows the new rules at its next datagram instead of
-    /// keeping its old translation until it has been idle for the UDP timeout. TCP connections are left alone
-    /// (docs/ARCHITECTURE.md says why). Never fails the change: the rules are in already.
-    /// </summary>
-    private async Task ClearConnectionsAsync(IReadOnlyList<PortForward> old)
-    {
-        foreach (var f in old)
-        {
-            try
-            {
-                var deleted = await _host.DeleteConntrackAsync(ConntrackFilter.DeleteArguments(f), CancellationToken.None).ConfigureAwait(false);
-                if (deleted is null)
-                {
-                    _observer.Warning($"conntrack(8) is not installed, so the UDP flows that '{f.Name}' translated are not cut: a client that keeps sending reaches {f.InternalEndpoint} until it pauses for the UDP conntrack timeout (30 s, or 120 s once the server answered). Install it (apt-get install conntrack) so that Remove-PortForward and New-PortForward -Force cut them at once, or delete them now: conntrack -D {string.Join(' ', ConntrackFilter.DeleteArguments(f))}.");
-                    return;
-                }
-
-                if (deleted > 0)
-                {
-                    _observer.Verbose($"Deleted {deleted} conntrack entr{(deleted == 1 ? "y" : "ies")} of '{f.Name}' (UDP flows to {f.InternalEndpoint}): their next datagram follows the new rules.");
-                }
-            }
-            catch (NetfilterException ex)
-            {
-                _observer.Warning($"The UDP flows that '{f.Name}' translated could not be cut; a client that keeps sending reaches {f.InternalEndpoint} until it pauses for the UDP conntrack timeout: {ex.Message}");
-            }
-        }
     }
 
     private async Task<bool?> ReadForwardingAsync(IpFamily family, CancellationToken ct)

@@ -52,10 +52,18 @@ BeforeAll {
     }
 
     function script:Now { [DateTimeOffset]::UtcNow.ToUnixTimeMilliseconds() }
+
+    function script:Get-GatewayState {
+        # Both backends' rules in the gateway: iptables-save and the nftables ruleset without counters (nft -s).
+        ((Invoke-TestInNamespace -Namespace $script:Gw -FilePath (Resolve-TestTool iptables-save) -Check).StdOut -replace '(?m)^#.*$') +
+            (Invoke-TestInNamespace -Namespace $script:Gw -FilePath (Resolve-TestTool nft) -ArgumentList '-s', 'list', 'ruleset' -Check).StdOut
+    }
 }
 
-Describe $Title -Skip:([bool]$SkipReason) {
+Describe "$Title, <Backend> backend" -Skip:([bool]$SkipReason) -ForEach @(@{ Backend = 'Iptables' }, @{ Backend = 'Nftables' }) {
     BeforeAll {
+        # The same tests for each backend: new forwards go to the one of this block (the module-wide preference).
+        $global:PSNetfilterBackend = $Backend
         $script:Processes = [System.Collections.Generic.List[System.Diagnostics.Process]]::new()
         $id = -join ([System.Security.Cryptography.RandomNumberGenerator]::GetBytes(3) | ForEach-Object { $_.ToString('x2') })
         $script:Cl = "h3c$id-cl"; $script:Gw = "h3c$id-gw"; $script:Sa = "h3c$id-sa"; $script:Sb = "h3c$id-sb"
@@ -83,6 +91,7 @@ Describe $Title -Skip:([bool]$SkipReason) {
     }
 
     AfterAll {
+        Remove-Variable -Name PSNetfilterBackend -Scope Global -ErrorAction SilentlyContinue
         foreach ($p in $script:Processes) { if (-not $p.HasExited) { $p.Kill() }; $p.Dispose() }
         foreach ($ns in $script:Namespaces) { $null = Invoke-TestProcess -FilePath $script:Ip -ArgumentList netns, delete, $ns }
         Remove-Item -LiteralPath $script:Logs -Recurse -Force -ErrorAction SilentlyContinue
@@ -165,12 +174,12 @@ Describe $Title -Skip:([bool]$SkipReason) {
         }
 
         It 'refuses a forward to its own external endpoint (ForwardToItself) and changes nothing' {
-            $before = (Invoke-TestInNamespace -Namespace $script:Gw -FilePath (Resolve-TestTool iptables-save) -Check).StdOut -replace '(?m)^#.*$'
+            $before = Get-GatewayState
             $err = $null
             $out = New-PortForward -NetworkNamespace $script:Gw -Name loop -ExternalAddress 198.51.100.1 -ExternalPort 7003 -InternalAddress 198.51.100.1 -ErrorVariable err -ErrorAction SilentlyContinue
             $out | Should -BeNullOrEmpty
             $err[0].FullyQualifiedErrorId | Should -BeLike 'ForwardToItself,*'
-            ((Invoke-TestInNamespace -Namespace $script:Gw -FilePath (Resolve-TestTool iptables-save) -Check).StdOut -replace '(?m)^#.*$') | Should -Be $before
+            Get-GatewayState | Should -Be $before
         }
     }
 }

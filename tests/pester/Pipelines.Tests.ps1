@@ -83,7 +83,18 @@ AfterAll {
     }
 }
 
-Describe $PipelineTitle -Skip:([bool]$PipelineSkipReason) {
+Describe "$PipelineTitle, <Backend> backend" -Skip:([bool]$PipelineSkipReason) -ForEach @(@{ Backend = 'Iptables' }, @{ Backend = 'Nftables' }) {
+    BeforeAll {
+        # The same tests for each backend (the module-wide preference; the environment variable for fresh pwsh processes).
+        $global:PSNetfilterBackend = $Backend
+        $env:PSNETFILTER_BACKEND = $Backend
+    }
+
+    AfterAll {
+        Remove-Variable -Name PSNetfilterBackend -Scope Global -ErrorAction SilentlyContinue
+        Remove-Item Env:PSNETFILTER_BACKEND -ErrorAction SilentlyContinue
+    }
+
     Context 'CSV in, forwards out' {
         BeforeAll {
             $script:CsvNs = New-TestNamespace
@@ -115,6 +126,7 @@ Describe $PipelineTitle -Skip:([bool]$PipelineSkipReason) {
                 $f.Description | Should -Be $row.Description
                 $f.NetworkNamespace | Should -Be $script:CsvNs
                 $f.Status | Should -Be 'Complete'
+                $f.Backend | Should -Be $Backend.ToLowerInvariant() -Because 'the preference chose the backend'
             }
         }
 
@@ -313,89 +325,92 @@ Describe $PipelineTitle -Skip:([bool]$PipelineSkipReason) {
         }
     }
 
-    Context 'A long pipeline streams its rules to iptables-restore' {
-        BeforeAll {
-            function New-StreamItem([int]$Count) {
-                # IPv4 and IPv6, TCP and UDP, a given SNAT address, the route's (looked up once per address), masquerading.
-                for ($i = 0; $i -lt $Count; $i++) {
-                    switch ($i % 4) {
-                        0 { [pscustomobject]@{ Name = "s$i"; ExternalPort = 20000 + $i; InternalAddress = '198.51.100.20'; SnatAddress = '198.51.100.1' } }
-                        1 { [pscustomobject]@{ Name = "s$i"; Protocol = 'Udp'; ExternalPort = 20000 + $i; InternalAddress = '198.51.100.21' } }
-                        2 { [pscustomobject]@{ Name = "s$i"; ExternalAddress = '2001:db8:1::1'; ExternalPort = 20000 + $i; InternalAddress = '2001:db8:2::20' } }
-                        3 { [pscustomobject]@{ Name = "s$i"; ExternalPort = 20000 + $i; InternalAddress = '198.51.100.22'; SnatMode = 'Masquerade' } }
+    # Streaming is the iptables backend's (the nftables backend applies a pipeline as one transaction at its end).
+    if ($Backend -eq 'Iptables') {
+        Context 'A long pipeline streams its rules to iptables-restore' {
+            BeforeAll {
+                function New-StreamItem([int]$Count) {
+                    # IPv4 and IPv6, TCP and UDP, a given SNAT address, the route's (looked up once per address), masquerading.
+                    for ($i = 0; $i -lt $Count; $i++) {
+                        switch ($i % 4) {
+                            0 { [pscustomobject]@{ Name = "s$i"; ExternalPort = 20000 + $i; InternalAddress = '198.51.100.20'; SnatAddress = '198.51.100.1' } }
+                            1 { [pscustomobject]@{ Name = "s$i"; Protocol = 'Udp'; ExternalPort = 20000 + $i; InternalAddress = '198.51.100.21' } }
+                            2 { [pscustomobject]@{ Name = "s$i"; ExternalAddress = '2001:db8:1::1'; ExternalPort = 20000 + $i; InternalAddress = '2001:db8:2::20' } }
+                            3 { [pscustomobject]@{ Name = "s$i"; ExternalPort = 20000 + $i; InternalAddress = '198.51.100.22'; SnatMode = 'Masquerade' } }
+                        }
                     }
                 }
-            }
 
-            function Get-Ruleset([string]$Namespace) {
-                # Both families as iptables-save prints them, without the comment lines (they carry the time).
-                foreach ($save in 'iptables-save', 'ip6tables-save') {
-                    @(& nsenter "--net=/run/netns/$Namespace" $save | Where-Object { $_ -notmatch '^#' })
-                    if ($LASTEXITCODE -ne 0) { throw "$save in $Namespace failed" }
+                function Get-Ruleset([string]$Namespace) {
+                    # Both families as iptables-save prints them, without the comment lines (they carry the time).
+                    foreach ($save in 'iptables-save', 'ip6tables-save') {
+                        @(& nsenter "--net=/run/netns/$Namespace" $save | Where-Object { $_ -notmatch '^#' })
+                        if ($LASTEXITCODE -ne 0) { throw "$save in $Namespace failed" }
+                    }
                 }
+
+                function Get-LockPath([string]$Namespace) { "/run/psnetfilter/netns-$Namespace.lock" }
             }
 
-            function Get-LockPath([string]$Namespace) { "/run/psnetfilter/netns-$Namespace.lock" }
-        }
+            It 'applies 120 forwards streamed exactly as the same forwards applied in short pipelines' {
+                $streamed = New-TestNamespace
+                $planned = New-TestNamespace
+                $items = @(New-StreamItem 120)
 
-        It 'applies 120 forwards streamed exactly as the same forwards applied in short pipelines' {
-            $streamed = New-TestNamespace
-            $planned = New-TestNamespace
-            $items = @(New-StreamItem 120)
+                $all = @($items | New-PortForward -NetworkNamespace $streamed -Verbose @Quiet 4>&1)
+                for ($i = 0; $i -lt $items.Count; $i += 30) {
+                    $null = $items[$i..($i + 29)] | New-PortForward -NetworkNamespace $planned @Quiet
+                }
 
-            $all = @($items | New-PortForward -NetworkNamespace $streamed -Verbose @Quiet 4>&1)
-            for ($i = 0; $i -lt $items.Count; $i += 30) {
-                $null = $items[$i..($i + 29)] | New-PortForward -NetworkNamespace $planned @Quiet
+                $verbose = @($all | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | ForEach-Object Message)
+                $out = @($all | Where-Object { $_ -isnot [System.Management.Automation.VerboseRecord] })
+                @($verbose -like '*the change streams to iptables-restore*').Count | Should -Be 1
+                $out.Count | Should -Be 120
+                @($out | Where-Object Change -ne 'Created').Count | Should -Be 0
+                (Get-Ruleset $streamed) -join "`n" | Should -BeExactly ((Get-Ruleset $planned) -join "`n")
+                (Get-Definitions $streamed) -join "`n" | Should -BeExactly ((Get-Definitions $planned) -join "`n")
+                @(Get-PortForward -NetworkNamespace $streamed | Where-Object { "$($_.Status)" -ne 'Complete' }).Count | Should -Be 0
             }
 
-            $verbose = @($all | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | ForEach-Object Message)
-            $out = @($all | Where-Object { $_ -isnot [System.Management.Automation.VerboseRecord] })
-            @($verbose -like '*the change streams to iptables-restore*').Count | Should -Be 1
-            $out.Count | Should -Be 120
-            @($out | Where-Object Change -ne 'Created').Count | Should -Be 0
-            (Get-Ruleset $streamed) -join "`n" | Should -BeExactly ((Get-Ruleset $planned) -join "`n")
-            (Get-Definitions $streamed) -join "`n" | Should -BeExactly ((Get-Definitions $planned) -join "`n")
-            @(Get-PortForward -NetworkNamespace $streamed | Where-Object { "$($_.Status)" -ne 'Complete' }).Count | Should -Be 0
-        }
+            It 'applies nothing when the pipeline fails after the stream started, and frees the lock' {
+                $ns = New-TestNamespace
+                $before = Get-Ruleset $ns
+                { & { New-StreamItem 100 | ForEach-Object { if ($_.Name -eq 's60') { throw 'the producer failed' }; $_ } } | New-PortForward -NetworkNamespace $ns @Quiet } |
+                    Should -Throw -ExpectedMessage 'the producer failed'
 
-        It 'applies nothing when the pipeline fails after the stream started, and frees the lock' {
-            $ns = New-TestNamespace
-            $before = Get-Ruleset $ns
-            { & { New-StreamItem 100 | ForEach-Object { if ($_.Name -eq 's60') { throw 'the producer failed' }; $_ } } | New-PortForward -NetworkNamespace $ns @Quiet } |
-                Should -Throw -ExpectedMessage 'the producer failed'
-
-            (Get-Ruleset $ns) -join "`n" | Should -BeExactly ($before -join "`n")
-            $next = New-PortForward -NetworkNamespace $ns -Name after -ExternalPort 7000 -InternalAddress 198.51.100.20 -SnatAddress 198.51.100.1 @Quiet
-            $next.Change | Should -Be 'Created'
-        }
-
-        It 'does not stream while another change holds the namespace lock, and applies the forwards when it is free' {
-            $ns = New-TestNamespace
-            $null = New-Item -ItemType Directory -Force -Path /run/psnetfilter
-            $lock = Get-LockPath $ns
-            $holder = Start-Process -FilePath (Get-Command flock).Source -ArgumentList '-x', $lock, 'sleep', '2' -PassThru
-            try {
-                # Wait until flock holds it (a shared lock cannot be had while it does).
-                $deadline = [DateTime]::UtcNow.AddSeconds(10)
-                do {
-                    & flock -n -s $lock true
-                    $held = $LASTEXITCODE -ne 0
-                    if (-not $held) { Start-Sleep -Milliseconds 20 }
-                } until ($held -or [DateTime]::UtcNow -gt $deadline)
-                $held | Should -BeTrue
-
-                $all = @(New-StreamItem 40 | New-PortForward -NetworkNamespace $ns -Verbose @Quiet 4>&1)
-            }
-            finally {
-                $holder.WaitForExit(10000) | Out-Null
-                if (-not $holder.HasExited) { $holder.Kill() }
+                (Get-Ruleset $ns) -join "`n" | Should -BeExactly ($before -join "`n")
+                $next = New-PortForward -NetworkNamespace $ns -Name after -ExternalPort 7000 -InternalAddress 198.51.100.20 -SnatAddress 198.51.100.1 @Quiet
+                $next.Change | Should -Be 'Created'
             }
 
-            $verbose = @($all | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | ForEach-Object Message)
-            @($verbose -like '*lock is taken*applied when the pipeline ends*').Count | Should -Be 1
-            @($verbose -like '*the change streams to iptables-restore*').Count | Should -Be 0
-            @($all | Where-Object { $_ -isnot [System.Management.Automation.VerboseRecord] }).Count | Should -Be 40
-            @(Get-PortForward -NetworkNamespace $ns).Count | Should -Be 40
+            It 'does not stream while another change holds the namespace lock, and applies the forwards when it is free' {
+                $ns = New-TestNamespace
+                $null = New-Item -ItemType Directory -Force -Path /run/psnetfilter
+                $lock = Get-LockPath $ns
+                $holder = Start-Process -FilePath (Get-Command flock).Source -ArgumentList '-x', $lock, 'sleep', '2' -PassThru
+                try {
+                    # Wait until flock holds it (a shared lock cannot be had while it does).
+                    $deadline = [DateTime]::UtcNow.AddSeconds(10)
+                    do {
+                        & flock -n -s $lock true
+                        $held = $LASTEXITCODE -ne 0
+                        if (-not $held) { Start-Sleep -Milliseconds 20 }
+                    } until ($held -or [DateTime]::UtcNow -gt $deadline)
+                    $held | Should -BeTrue
+
+                    $all = @(New-StreamItem 40 | New-PortForward -NetworkNamespace $ns -Verbose @Quiet 4>&1)
+                }
+                finally {
+                    $holder.WaitForExit(10000) | Out-Null
+                    if (-not $holder.HasExited) { $holder.Kill() }
+                }
+
+                $verbose = @($all | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | ForEach-Object Message)
+                @($verbose -like '*lock is taken*applied when the pipeline ends*').Count | Should -Be 1
+                @($verbose -like '*the change streams to iptables-restore*').Count | Should -Be 0
+                @($all | Where-Object { $_ -isnot [System.Management.Automation.VerboseRecord] }).Count | Should -Be 40
+                @(Get-PortForward -NetworkNamespace $ns).Count | Should -Be 40
+            }
         }
     }
 }

@@ -144,8 +144,10 @@ BeforeAll {
     }
 }
 
-Describe $FeaturesTitle -Skip:([bool]$FeaturesSkipReason) {
+Describe "$FeaturesTitle, <Backend> backend" -Skip:([bool]$FeaturesSkipReason) -ForEach @(@{ Backend = 'Iptables' }, @{ Backend = 'Nftables' }) {
     BeforeAll {
+        # The same features for each backend: new forwards go to the one of this block (the module-wide preference).
+        $global:PSNetfilterBackend = $Backend
         Import-TestModules
         $script:lab = $null
         $script:lab = New-PSNetfilterLab -Prefix 'psnff'
@@ -167,6 +169,7 @@ Describe $FeaturesTitle -Skip:([bool]$FeaturesSkipReason) {
     }
 
     AfterAll {
+        Remove-Variable -Name PSNetfilterBackend -Scope Global -ErrorAction SilentlyContinue
         if ($script:lab) { Remove-PSNetfilterLab -Lab $script:lab }
     }
 
@@ -324,7 +327,8 @@ Describe $FeaturesTitle -Skip:([bool]$FeaturesSkipReason) {
             $h.Change | Should -Be 'Created'
             $n.Change | Should -Be 'Created'
             (Get-PortForward -NetworkNamespace $script:gw -Name nosnat-local).Status | Should -Be 'Complete'
-            @(Invoke-InGateway @('iptables', '-t', 'nat', '-S') | Where-Object { $_ -match 'psnf:v1:nosnat-local:hairpin' }).Count | Should -Be 1
+            $hairpinRules = if ($Backend -eq 'Iptables') { @(Invoke-InGateway @('iptables', '-t', 'nat', '-S')) } else { @(Invoke-InGateway @('nft', 'list', 'table', 'inet', 'psnetfilter')) }
+            @($hairpinRules | Where-Object { $_ -match 'psnf:v1:nosnat-local:hairpin' }).Count | Should -Be 1
 
             $s = Invoke-Probe @((T 8302), (T 8303)) -From Server
             $s[0].Reply | Should -BeExactly (Hello $script:gwIn tcp 7000) -Because 'the hairpin rule masquerades the internal client, so the reply goes back through the gateway'
@@ -413,25 +417,28 @@ Describe $FeaturesTitle -Skip:([bool]$FeaturesSkipReason) {
         }
     }
 
-    Context 'Test-PortForward: BothBackends' {
-        AfterAll {
-            if ($script:OtherRule) { $null = Invoke-InGateway (@("iptables-$($script:OtherBackend)", '-D') + $script:OtherRule) -AllowFailure }
-        }
+    # The iptables backend's own rules and checks.
+    if ($Backend -eq 'Iptables') {
+        Context 'Test-PortForward: BothBackends' {
+            AfterAll {
+                if ($script:OtherRule) { $null = Invoke-InGateway (@("iptables-$($script:OtherBackend)", '-D') + $script:OtherRule) -AllowFailure }
+            }
 
-        It 'reports BothBackends (Warning, for the namespace) while the other iptables backend holds a rule in the gateway' {
-            $script:OtherRule = @('INPUT', '-s', '192.0.2.99/32', '-j', 'DROP')
-            $null = Invoke-InGateway (@("iptables-$($script:OtherBackend)", '-A') + $script:OtherRule)
-            $findings = Test-Gateway healthy
-            $findings | Should -HaveCount 1
-            $f = Assert-Finding $findings BothBackends Warning $null
-            $f.What | Should -Match "iptables-$($script:OtherBackend)"
-            $f.What | Should -Match '1 rule'
-        }
+            It 'reports BothBackends (Warning, for the namespace) while the other iptables backend holds a rule in the gateway' {
+                $script:OtherRule = @('INPUT', '-s', '192.0.2.99/32', '-j', 'DROP')
+                $null = Invoke-InGateway (@("iptables-$($script:OtherBackend)", '-A') + $script:OtherRule)
+                $findings = Test-Gateway healthy
+                $findings | Should -HaveCount 1
+                $f = Assert-Finding $findings BothBackends Warning $null
+                $f.What | Should -Match "iptables-$($script:OtherBackend)"
+                $f.What | Should -Match '1 rule'
+            }
 
-        It 'finds nothing once that rule is deleted again' {
-            $null = Invoke-InGateway (@("iptables-$($script:OtherBackend)", '-D') + $script:OtherRule)
-            $script:OtherRule = $null
-            Assert-NoFinding healthy
+            It 'finds nothing once that rule is deleted again' {
+                $null = Invoke-InGateway (@("iptables-$($script:OtherBackend)", '-D') + $script:OtherRule)
+                $script:OtherRule = $null
+                Assert-NoFinding healthy
+            }
         }
     }
 
@@ -479,165 +486,174 @@ Describe $FeaturesTitle -Skip:([bool]$FeaturesSkipReason) {
         }
     }
 
-    Context 'Test-PortForward: ForwardPolicyDrop' {
-        AfterAll {
-            $null = Invoke-InGateway @('iptables', '-P', 'FORWARD', 'ACCEPT') -AllowFailure
-            if (-not ((Invoke-InGateway @('iptables', '-S', 'FORWARD')) -contains '-A FORWARD -j PSNF-FORWARD')) {
-                $null = Invoke-InGateway @('iptables', '-I', 'FORWARD', '1', '-j', 'PSNF-FORWARD') -AllowFailure
+    # The iptables backend's own rules and checks.
+    if ($Backend -eq 'Iptables') {
+        Context 'Test-PortForward: ForwardPolicyDrop' {
+            AfterAll {
+                $null = Invoke-InGateway @('iptables', '-P', 'FORWARD', 'ACCEPT') -AllowFailure
+                if (-not ((Invoke-InGateway @('iptables', '-S', 'FORWARD')) -contains '-A FORWARD -j PSNF-FORWARD')) {
+                    $null = Invoke-InGateway @('iptables', '-I', 'FORWARD', '1', '-j', 'PSNF-FORWARD') -AllowFailure
+                }
             }
-        }
 
-        It 'reports ForwardPolicyDrop (Error) when the FORWARD policy is DROP and the jump to PSNF-FORWARD was deleted by hand, and the traffic stops' {
-            $null = Invoke-InGateway @('iptables', '-P', 'FORWARD', 'DROP')
-            $null = Invoke-InGateway @('iptables', '-D', 'FORWARD', '-j', 'PSNF-FORWARD')
-            $findings = Test-Gateway healthy
-            # Two findings, both true: the policy drops it, and its accept rule is no longer reached (drift).
-            @($findings.Check | Sort-Object) | Should -Be @('Drift', 'ForwardPolicyDrop')
-            ($findings | Where-Object Check -eq 'Drift').What | Should -Match 'unreachable Forward'
-            $p = Assert-Finding @($findings | Where-Object Check -eq 'ForwardPolicyDrop') ForwardPolicyDrop Error healthy
-            $p.Why | Should -Match 'jump'
-            (Invoke-Probe @((T 8500)) -TimeoutSeconds 2)[0].Success | Should -BeFalse -Because 'FORWARD drops the forwarded connection'
-        }
+            It 'reports ForwardPolicyDrop (Error) when the FORWARD policy is DROP and the jump to PSNF-FORWARD was deleted by hand, and the traffic stops' {
+                $null = Invoke-InGateway @('iptables', '-P', 'FORWARD', 'DROP')
+                $null = Invoke-InGateway @('iptables', '-D', 'FORWARD', '-j', 'PSNF-FORWARD')
+                $findings = Test-Gateway healthy
+                # Two findings, both true: the policy drops it, and its accept rule is no longer reached (drift).
+                @($findings.Check | Sort-Object) | Should -Be @('Drift', 'ForwardPolicyDrop')
+                ($findings | Where-Object Check -eq 'Drift').What | Should -Match 'unreachable Forward'
+                $p = Assert-Finding @($findings | Where-Object Check -eq 'ForwardPolicyDrop') ForwardPolicyDrop Error healthy
+                $p.Why | Should -Match 'jump'
+                (Invoke-Probe @((T 8500)) -TimeoutSeconds 2)[0].Success | Should -BeFalse -Because 'FORWARD drops the forwarded connection'
+            }
 
-        It 'is fixed as the finding says: Get-PortForward | New-PortForward -Force puts the jump back and the traffic through' {
-            # The finding's Fix: "New-PortForward -Force for 'healthy' puts the accept rule and the jump back."
-            $null = Get-PortForward -NetworkNamespace $script:gw -Name healthy | New-PortForward -Force
-            @(Invoke-InGateway @('iptables', '-S', 'FORWARD')) | Should -Contain '-A FORWARD -j PSNF-FORWARD' -Because 'the fix the finding names must put the jump back'
-            Assert-NoFinding healthy
-            (Invoke-Probe @((T 8500)))[0].Reply | Should -BeExactly (Hello $script:gwIn tcp 8500)
+            It 'is fixed as the finding says: Get-PortForward | New-PortForward -Force puts the jump back and the traffic through' {
+                # The finding's Fix: "New-PortForward -Force for 'healthy' puts the accept rule and the jump back."
+                $null = Get-PortForward -NetworkNamespace $script:gw -Name healthy | New-PortForward -Force
+                @(Invoke-InGateway @('iptables', '-S', 'FORWARD')) | Should -Contain '-A FORWARD -j PSNF-FORWARD' -Because 'the fix the finding names must put the jump back'
+                Assert-NoFinding healthy
+                (Invoke-Probe @((T 8500)))[0].Reply | Should -BeExactly (Hello $script:gwIn tcp 8500)
+            }
         }
     }
 
-    Context 'drift: rules deleted or duplicated by hand' {
-        AfterAll {
-            if (-not ((Invoke-InGateway @('iptables', '-t', 'nat', '-S', 'PREROUTING')) -contains '-A PREROUTING -j PSNF-PREROUTING')) {
-                $null = Invoke-InGateway @('iptables', '-t', 'nat', '-I', 'PREROUTING', '1', '-j', 'PSNF-PREROUTING') -AllowFailure
+    # The iptables backend's own rules and checks.
+    if ($Backend -eq 'Iptables') {
+        Context 'drift: rules deleted or duplicated by hand' {
+            AfterAll {
+                if (-not ((Invoke-InGateway @('iptables', '-t', 'nat', '-S', 'PREROUTING')) -contains '-A PREROUTING -j PSNF-PREROUTING')) {
+                    $null = Invoke-InGateway @('iptables', '-t', 'nat', '-I', 'PREROUTING', '1', '-j', 'PSNF-PREROUTING') -AllowFailure
+                }
             }
-        }
 
-        It 'a forward whose DNAT rule was deleted (iptables -D CHAIN N) is Incomplete: missing Dnat, reported as Drift (Error), and carries nothing' {
-            $script:DriftDefinition = Format-Definition (New-PortForward @script:At -Name drift -ExternalPort 8600)
-            (Invoke-Probe @((T 8600)))[0].Reply | Should -BeExactly (Hello $script:gwIn tcp 8600)
+            It 'a forward whose DNAT rule was deleted (iptables -D CHAIN N) is Incomplete: missing Dnat, reported as Drift (Error), and carries nothing' {
+                $script:DriftDefinition = Format-Definition (New-PortForward @script:At -Name drift -ExternalPort 8600)
+                (Invoke-Probe @((T 8600)))[0].Reply | Should -BeExactly (Hello $script:gwIn tcp 8600)
 
-            Remove-RuleByHand nat (Find-ForwardRule nat drift dnat)
-            $g = Get-PortForward -NetworkNamespace $script:gw -Name drift
-            $g | Should -HaveCount 1
-            $g.Status | Should -Be 'Incomplete: missing Dnat'
-            @($g.MissingRules) | Should -Be @('Dnat')
-            $findings = Test-Gateway drift
-            $findings | Should -HaveCount 1
-            $d = Assert-Finding $findings Drift Error drift
-            $d.What | Should -Match 'missing Dnat'
-            $d.Fix | Should -Match 'New-PortForward -Force'
-            (Invoke-Probe @((T 8600)))[0].Success | Should -BeFalse
+                Remove-RuleByHand nat (Find-ForwardRule nat drift dnat)
+                $g = Get-PortForward -NetworkNamespace $script:gw -Name drift
+                $g | Should -HaveCount 1
+                $g.Status | Should -Be 'Incomplete: missing Dnat'
+                @($g.MissingRules) | Should -Be @('Dnat')
+                $findings = Test-Gateway drift
+                $findings | Should -HaveCount 1
+                $d = Assert-Finding $findings Drift Error drift
+                $d.What | Should -Match 'missing Dnat'
+                $d.Fix | Should -Match 'New-PortForward -Force'
+                (Invoke-Probe @((T 8600)))[0].Success | Should -BeFalse
 
-            # The same definition without -Force is refused as incomplete, and changes nothing.
-            $before = Get-PSNetfilterLabDump -Namespace $script:gw
-            New-PortForward @script:At -Name drift -ExternalPort 8600 -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
-            $err[0].FullyQualifiedErrorId | Should -BeExactly 'PortForwardIncomplete,PSNetfilter.Commands.NewPortForwardCommand'
-            Get-PSNetfilterLabDump -Namespace $script:gw | Should -BeExactly $before
-        }
-
-        It 'Get-PortForward drift | New-PortForward -Force restores it whole (same definition, Complete) and the traffic works again' {
-            $r = @(Get-PortForward -NetworkNamespace $script:gw -Name drift | New-PortForward -Force)
-            $r | Should -HaveCount 1
-            $r[0].Change | Should -Be 'Replaced'
-            $g = Get-PortForward -NetworkNamespace $script:gw -Name drift
-            $g.Status | Should -Be 'Complete'
-            Format-Definition $g | Should -BeExactly $script:DriftDefinition
-            foreach ($role in 'dnat', 'snat', 'fwd') {
-                $table = if ($role -eq 'fwd') { 'filter' } else { 'nat' }
-                $null = Find-ForwardRule $table drift $role   # exactly one each
+                # The same definition without -Force is refused as incomplete, and changes nothing.
+                $before = Get-PSNetfilterLabDump -Namespace $script:gw
+                New-PortForward @script:At -Name drift -ExternalPort 8600 -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+                $err[0].FullyQualifiedErrorId | Should -BeExactly 'PortForwardIncomplete,PSNetfilter.Commands.NewPortForwardCommand'
+                Get-PSNetfilterLabDump -Namespace $script:gw | Should -BeExactly $before
             }
-            Assert-NoFinding drift
-            (Invoke-Probe @((T 8600)))[0].Reply | Should -BeExactly (Hello $script:gwIn tcp 8600)
-        }
 
-        It 'a duplicated FORWARD rule is Incomplete: duplicated Forward (Drift, Warning), and -Force leaves one copy' {
-            $line = Find-ForwardRule filter drift fwd
-            $spec = Split-RuleSpec $line
-            $null = Invoke-InGateway (@('iptables', '-A') + $spec[1..($spec.Count - 1)])
-            (Get-PortForward -NetworkNamespace $script:gw -Name drift).Status | Should -Be 'Incomplete: duplicated Forward'
-            $findings = Test-Gateway drift
-            $findings | Should -HaveCount 1
-            $null = Assert-Finding $findings Drift Warning drift
-            (Get-PortForward -NetworkNamespace $script:gw -Name drift | New-PortForward -Force).Change | Should -Be 'Replaced'
-            (Get-PortForward -NetworkNamespace $script:gw -Name drift).Status | Should -Be 'Complete'
-            $null = Find-ForwardRule filter drift fwd   # exactly one
-            (Invoke-Probe @((T 8600)))[0].Reply | Should -BeExactly (Hello $script:gwIn tcp 8600)
-        }
+            It 'Get-PortForward drift | New-PortForward -Force restores it whole (same definition, Complete) and the traffic works again' {
+                $r = @(Get-PortForward -NetworkNamespace $script:gw -Name drift | New-PortForward -Force)
+                $r | Should -HaveCount 1
+                $r[0].Change | Should -Be 'Replaced'
+                $g = Get-PortForward -NetworkNamespace $script:gw -Name drift
+                $g.Status | Should -Be 'Complete'
+                Format-Definition $g | Should -BeExactly $script:DriftDefinition
+                foreach ($role in 'dnat', 'snat', 'fwd') {
+                    $table = if ($role -eq 'fwd') { 'filter' } else { 'nat' }
+                    $null = Find-ForwardRule $table drift $role   # exactly one each
+                }
+                Assert-NoFinding drift
+                (Invoke-Probe @((T 8600)))[0].Reply | Should -BeExactly (Hello $script:gwIn tcp 8600)
+            }
 
-        It 'refuses to "repair" a forward whose allow-list went with its DNAT rule, and the full definition restores it' {
-            # drift-src admits only 198.51.100.0/24: the server, not the client. Its DNAT rules are the only ones that
-            # carry the allow-list, so once the DNAT rule is gone the piped repair must not recreate it open to any source.
-            $created = New-PortForward @script:At -Name drift-src -ExternalPort 8601 -SourceAddress '198.51.100.0/24'
-            $definition = Format-Definition $created
-            (Invoke-Probe @((T 8601)))[0].Success | Should -BeFalse -Because 'the client is not on the allow-list'
-            Remove-RuleByHand nat (Find-ForwardRule nat drift-src dnat)
-            (Get-PortForward -NetworkNamespace $script:gw -Name drift-src).Status | Should -Match '^Incomplete: missing Dnat'
-            $finding = Assert-Finding (Test-Gateway drift-src) Drift Error drift-src
-            $finding.Fix | Should -Match 'full definition'
+            It 'a duplicated FORWARD rule is Incomplete: duplicated Forward (Drift, Warning), and -Force leaves one copy' {
+                $line = Find-ForwardRule filter drift fwd
+                $spec = Split-RuleSpec $line
+                $null = Invoke-InGateway (@('iptables', '-A') + $spec[1..($spec.Count - 1)])
+                (Get-PortForward -NetworkNamespace $script:gw -Name drift).Status | Should -Be 'Incomplete: duplicated Forward'
+                $findings = Test-Gateway drift
+                $findings | Should -HaveCount 1
+                $null = Assert-Finding $findings Drift Warning drift
+                (Get-PortForward -NetworkNamespace $script:gw -Name drift | New-PortForward -Force).Change | Should -Be 'Replaced'
+                (Get-PortForward -NetworkNamespace $script:gw -Name drift).Status | Should -Be 'Complete'
+                $null = Find-ForwardRule filter drift fwd   # exactly one
+                (Invoke-Probe @((T 8600)))[0].Reply | Should -BeExactly (Hello $script:gwIn tcp 8600)
+            }
 
-            $errs = $null
-            $out = Get-PortForward -NetworkNamespace $script:gw -Name drift-src | New-PortForward -Force -ErrorVariable errs -ErrorAction SilentlyContinue
-            $out | Should -BeNullOrEmpty
-            @($errs).Count | Should -Be 1
-            $errs[0].FullyQualifiedErrorId | Should -Be 'PortForwardDefinitionLost,PSNetfilter.Commands.NewPortForwardCommand'
-            (Invoke-Probe @((T 8601)))[0].Success | Should -BeFalse -Because 'nothing was opened'
+            It 'refuses to "repair" a forward whose allow-list went with its DNAT rule, and the full definition restores it' {
+                # drift-src admits only 198.51.100.0/24: the server, not the client. Its DNAT rules are the only ones that
+                # carry the allow-list, so once the DNAT rule is gone the piped repair must not recreate it open to any source.
+                $created = New-PortForward @script:At -Name drift-src -ExternalPort 8601 -SourceAddress '198.51.100.0/24'
+                $definition = Format-Definition $created
+                (Invoke-Probe @((T 8601)))[0].Success | Should -BeFalse -Because 'the client is not on the allow-list'
+                Remove-RuleByHand nat (Find-ForwardRule nat drift-src dnat)
+                (Get-PortForward -NetworkNamespace $script:gw -Name drift-src).Status | Should -Match '^Incomplete: missing Dnat'
+                $finding = Assert-Finding (Test-Gateway drift-src) Drift Error drift-src
+                $finding.Fix | Should -Match 'full definition'
 
-            (New-PortForward @script:At -Name drift-src -ExternalPort 8601 -SourceAddress '198.51.100.0/24' -Force).Change | Should -Be 'Replaced'
-            $g = Get-PortForward -NetworkNamespace $script:gw -Name drift-src
-            $g.Status | Should -Be 'Complete'
-            Format-Definition $g | Should -BeExactly $definition
-            (Invoke-Probe @((T 8601)))[0].Success | Should -BeFalse -Because 'after the repair the client must still be refused'
-        }
+                $errs = $null
+                $out = Get-PortForward -NetworkNamespace $script:gw -Name drift-src | New-PortForward -Force -ErrorVariable errs -ErrorAction SilentlyContinue
+                $out | Should -BeNullOrEmpty
+                @($errs).Count | Should -Be 1
+                $errs[0].FullyQualifiedErrorId | Should -Be 'PortForwardDefinitionLost,PSNetfilter.Commands.NewPortForwardCommand'
+                (Invoke-Probe @((T 8601)))[0].Success | Should -BeFalse -Because 'nothing was opened'
 
-        It 'deleting one of the DNAT rules of a two-network allow-list is drift (Incomplete, reported)' {
-            $null = New-PortForward @script:At -Name drift-two -ExternalPort 8602 -SourceAddress '203.0.113.0/24', '198.51.100.0/24'
-            (Invoke-Probe @((T 8602)))[0].Reply | Should -BeExactly (Hello $script:gwIn tcp 8602)
-            Remove-RuleByHand nat (Find-ForwardRule nat drift-two dnat '203.0.113.0/24')
-            (Invoke-Probe @((T 8602)))[0].Success | Should -BeFalse -Because 'the client''s network lost its DNAT rule'
-            (Get-PortForward -NetworkNamespace $script:gw -Name drift-two).Status | Should -Match '^Incomplete: missing Dnat' -Because 'a rule of the forward is missing'
-            $null = Assert-Finding (Test-Gateway drift-two) Drift Error drift-two
-        }
+                (New-PortForward @script:At -Name drift-src -ExternalPort 8601 -SourceAddress '198.51.100.0/24' -Force).Change | Should -Be 'Replaced'
+                $g = Get-PortForward -NetworkNamespace $script:gw -Name drift-src
+                $g.Status | Should -Be 'Complete'
+                Format-Definition $g | Should -BeExactly $definition
+                (Invoke-Probe @((T 8601)))[0].Success | Should -BeFalse -Because 'after the repair the client must still be refused'
+            }
 
-        It 'deleting the module''s jump from nat PREROUTING is reported, and the documented repair restores the traffic' {
-            (Invoke-Probe @((T 8600)))[0].Reply | Should -BeExactly (Hello $script:gwIn tcp 8600)
-            $null = Invoke-InGateway @('iptables', '-t', 'nat', '-D', 'PREROUTING', '-j', 'PSNF-PREROUTING')
-            (Invoke-Probe @((T 8600)))[0].Success | Should -BeFalse -Because 'no DNAT rule of any forward is reached'
-            $findings = Test-Gateway drift
-            $findings | Should -Not -BeNullOrEmpty -Because 'every forward is dead; Test-PortForward must say so'
-            $null = Get-PortForward -NetworkNamespace $script:gw -Name drift | New-PortForward -Force
-            @(Invoke-InGateway @('iptables', '-t', 'nat', '-S', 'PREROUTING')) | Should -Contain '-A PREROUTING -j PSNF-PREROUTING'
-            (Invoke-Probe @((T 8600)))[0].Reply | Should -BeExactly (Hello $script:gwIn tcp 8600)
+            It 'deleting one of the DNAT rules of a two-network allow-list is drift (Incomplete, reported)' {
+                $null = New-PortForward @script:At -Name drift-two -ExternalPort 8602 -SourceAddress '203.0.113.0/24', '198.51.100.0/24'
+                (Invoke-Probe @((T 8602)))[0].Reply | Should -BeExactly (Hello $script:gwIn tcp 8602)
+                Remove-RuleByHand nat (Find-ForwardRule nat drift-two dnat '203.0.113.0/24')
+                (Invoke-Probe @((T 8602)))[0].Success | Should -BeFalse -Because 'the client''s network lost its DNAT rule'
+                (Get-PortForward -NetworkNamespace $script:gw -Name drift-two).Status | Should -Match '^Incomplete: missing Dnat' -Because 'a rule of the forward is missing'
+                $null = Assert-Finding (Test-Gateway drift-two) Drift Error drift-two
+            }
+
+            It 'deleting the module''s jump from nat PREROUTING is reported, and the documented repair restores the traffic' {
+                (Invoke-Probe @((T 8600)))[0].Reply | Should -BeExactly (Hello $script:gwIn tcp 8600)
+                $null = Invoke-InGateway @('iptables', '-t', 'nat', '-D', 'PREROUTING', '-j', 'PSNF-PREROUTING')
+                (Invoke-Probe @((T 8600)))[0].Success | Should -BeFalse -Because 'no DNAT rule of any forward is reached'
+                $findings = Test-Gateway drift
+                $findings | Should -Not -BeNullOrEmpty -Because 'every forward is dead; Test-PortForward must say so'
+                $null = Get-PortForward -NetworkNamespace $script:gw -Name drift | New-PortForward -Force
+                @(Invoke-InGateway @('iptables', '-t', 'nat', '-S', 'PREROUTING')) | Should -Contain '-A PREROUTING -j PSNF-PREROUTING'
+                (Invoke-Probe @((T 8600)))[0].Reply | Should -BeExactly (Hello $script:gwIn tcp 8600)
+            }
         }
     }
 
-    Context 'Test-PortForward: ForeignDnat (Docker publishes tcp 9000)' {
-        AfterAll {
-            $null = Invoke-InGateway @('iptables', '-t', 'nat', '-D', 'PREROUTING', '-j', 'DOCKER') -AllowFailure
-        }
+    # The iptables backend's own rules and checks.
+    if ($Backend -eq 'Iptables') {
+        Context 'Test-PortForward: ForeignDnat (Docker publishes tcp 9000)' {
+            AfterAll {
+                $null = Invoke-InGateway @('iptables', '-t', 'nat', '-D', 'PREROUTING', '-j', 'DOCKER') -AllowFailure
+            }
 
-        It 'reports ForeignDnat as a Warning while the PSNF jump comes first, and the forward carries the traffic' {
-            Import-PSNetfilterLabRuleset -Namespace $script:gw -Path (Join-Path $script:FixtureDir 'docker.v4.rules')
-            $f = New-PortForward @script:At -Name docker-port -ExternalPort 9000
-            $f.Change | Should -Be 'Created'
-            @(Invoke-InGateway @('iptables', '-t', 'nat', '-S', 'PREROUTING') | Where-Object { $_.StartsWith('-A ') })[0] | Should -BeExactly '-A PREROUTING -j PSNF-PREROUTING'
-            $findings = Test-Gateway docker-port
-            $findings | Should -HaveCount 1
-            $w = Assert-Finding $findings ForeignDnat Warning docker-port
-            $w.What | Should -Match 'DOCKER'
-            $w.What | Should -Match '9000'
-            (Invoke-Probe @((T 9000)))[0].Reply | Should -BeExactly (Hello $script:gwIn tcp 9000)
-        }
+            It 'reports ForeignDnat as a Warning while the PSNF jump comes first, and the forward carries the traffic' {
+                Import-PSNetfilterLabRuleset -Namespace $script:gw -Path (Join-Path $script:FixtureDir 'docker.v4.rules')
+                $f = New-PortForward @script:At -Name docker-port -ExternalPort 9000
+                $f.Change | Should -Be 'Created'
+                @(Invoke-InGateway @('iptables', '-t', 'nat', '-S', 'PREROUTING') | Where-Object { $_.StartsWith('-A ') })[0] | Should -BeExactly '-A PREROUTING -j PSNF-PREROUTING'
+                $findings = Test-Gateway docker-port
+                $findings | Should -HaveCount 1
+                $w = Assert-Finding $findings ForeignDnat Warning docker-port
+                $w.What | Should -Match 'DOCKER'
+                $w.What | Should -Match '9000'
+                (Invoke-Probe @((T 9000)))[0].Reply | Should -BeExactly (Hello $script:gwIn tcp 9000)
+            }
 
-        It 'reports ForeignDnat as an Error once Docker''s chain is reached first (-I PREROUTING 1 -j DOCKER), and Docker takes the traffic' {
-            $null = Invoke-InGateway @('iptables', '-t', 'nat', '-I', 'PREROUTING', '1', '-j', 'DOCKER')
-            $findings = Test-Gateway docker-port
-            $findings | Should -HaveCount 1
-            $e = Assert-Finding $findings ForeignDnat Error docker-port
-            $e.What | Should -Match 'DOCKER'
-            (Invoke-Probe @((T 9000)) -TimeoutSeconds 2)[0].Success | Should -BeFalse -Because 'Docker DNATs it to 172.17.0.2, which does not exist in the lab'
+            It 'reports ForeignDnat as an Error once Docker''s chain is reached first (-I PREROUTING 1 -j DOCKER), and Docker takes the traffic' {
+                $null = Invoke-InGateway @('iptables', '-t', 'nat', '-I', 'PREROUTING', '1', '-j', 'DOCKER')
+                $findings = Test-Gateway docker-port
+                $findings | Should -HaveCount 1
+                $e = Assert-Finding $findings ForeignDnat Error docker-port
+                $e.What | Should -Match 'DOCKER'
+                (Invoke-Probe @((T 9000)) -TimeoutSeconds 2)[0].Success | Should -BeFalse -Because 'Docker DNATs it to 172.17.0.2, which does not exist in the lab'
+            }
         }
     }
 }

@@ -103,9 +103,18 @@ public sealed partial class PortForwardManagerTests
     }
 
     [Fact]
+    public async Task Get_reads_no_family_that_holds_no_module_chains()
+    {
+        var rig = Make(OwnedOnly); // IPv4 holds module chains, IPv6 nothing
+        Assert.NotEmpty(await rig.Manager.GetAsync(CancellationToken.None));
+        Assert.Equal(1, rig.Runner.Requests.Count(r => FakeProcessRunner.Unwrap(r).Program == FakeProcessRunner.Save4));
+        Assert.Equal(0, rig.Runner.Requests.Count(r => FakeProcessRunner.Unwrap(r).Program == FakeProcessRunner.Save6));
+    }
+
+    [Fact]
     public async Task A_failing_save_is_a_CommandFailedException()
     {
-        var rig = Make();
+        var rig = Make(OwnedOnly); // a family with module chains is read with iptables-save (one without is not)
         rig.Runner.SaveExitCode = 1;
         var ex = await Assert.ThrowsAsync<CommandFailedException>(() => rig.Manager.GetAsync(CancellationToken.None));
         Assert.Equal(1, ex.ExitCode);

@@ -51,10 +51,15 @@ public sealed class PortForwardManager
     private ReadOptions Options => new(IsPersisted, _observer.Warning);
 
     /// <summary>Reads every forward of the namespace through the backend.</summary>
+    /// <remarks>
+    /// A read needs no family: each backend reads only where it holds state (the iptables backend skips a family
+    /// whose nf_tables chains, listed in-process, include no PSNF- chain; iptables-legacy is always read), so listing
+    /// forwards of one backend does not pay for the other's rules.
+    /// </remarks>
     public async Task<BackendSnapshot> ReadSnapshotAsync(CancellationToken ct)
     {
         _host.EnsureUsable();
-        return await Backend.ReadAsync(Families, Options, ct).ConfigureAwait(false);
+        return await Backend.ReadAsync(Array.Empty<IpFamily>(), Options, ct).ConfigureAwait(false);
     }
 
     public async Task<IReadOnlyList<PortForward>> GetAsync(CancellationToken ct) =>

@@ -28,20 +28,8 @@ BeforeDiscovery {
 
 Describe $AnsibleTitle -Skip:([bool]$AnsibleSkipReason) {
     BeforeAll {
-        $ErrorActionPreference = 'Stop'
-        $modulePath = if ($env:PSNETFILTER_TEST_MODULE) { $env:PSNETFILTER_TEST_MODULE } else { Join-Path $PSScriptRoot '../../out/PSNetfilter' }
-        $script:ModulePath = $modulePath
-        $manifest = Join-Path $modulePath 'PSNetfilter.psd1'
-        if (-not (Test-Path -LiteralPath $manifest)) {
-            throw "The built module was not found at '$manifest'. Build it (./build.ps1 Build) and set PSNETFILTER_TEST_MODULE to out/PSNetfilter."
-        }
-        Import-Module $manifest -Force
-        Import-Module (Join-Path $PSScriptRoot '../lab/PSNetfilterLab.psm1') -Force
-        Import-Module (Join-Path $PSScriptRoot 'persistence/PersistenceTestHelpers.psm1') -Force
+        . (Join-Path $PSScriptRoot '../support/ImportBootedImageSuite.ps1')
         Import-Module (Join-Path $PSScriptRoot 'ansible/AnsibleTestHelpers.psm1') -Force
-        foreach ($dir in '/usr/local/sbin', '/usr/sbin', '/sbin') {
-            if (($env:PATH -split ':') -notcontains $dir) { $env:PATH = "$env:PATH`:$dir" }
-        }
         Install-PsnfpPackage -Command @{
             'ip' = 'iproute2'; 'ss' = 'iproute2'; 'iptables' = 'iptables'; 'debootstrap' = 'debootstrap'
             'systemd-nspawn' = 'systemd-container'; 'nsenter' = 'util-linux'; 'ansible-playbook' = 'ansible'

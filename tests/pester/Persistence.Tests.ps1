@@ -24,19 +24,7 @@ BeforeDiscovery {
 
 Describe $PersistTitle -Skip:([bool]$PersistSkipReason) {
     BeforeAll {
-        $ErrorActionPreference = 'Stop'
-        $modulePath = if ($env:PSNETFILTER_TEST_MODULE) { $env:PSNETFILTER_TEST_MODULE } else { Join-Path $PSScriptRoot '../../out/PSNetfilter' }
-        $script:ModulePath = $modulePath
-        $manifest = Join-Path $modulePath 'PSNetfilter.psd1'
-        if (-not (Test-Path -LiteralPath $manifest)) {
-            throw "The built module was not found at '$manifest'. Build it (./build.ps1 Build) and set PSNETFILTER_TEST_MODULE to out/PSNetfilter."
-        }
-        Import-Module $manifest -Force
-        Import-Module (Join-Path $PSScriptRoot '../lab/PSNetfilterLab.psm1') -Force
-        Import-Module (Join-Path $PSScriptRoot 'persistence/PersistenceTestHelpers.psm1') -Force
-        foreach ($dir in '/usr/local/sbin', '/usr/sbin', '/sbin') {
-            if (($env:PATH -split ':') -notcontains $dir) { $env:PATH = "$env:PATH`:$dir" }
-        }
+        . (Join-Path $PSScriptRoot '../support/ImportBootedImageSuite.ps1')
         Install-PsnfpPackage -Command @{
             'ip' = 'iproute2'; 'ss' = 'iproute2'; 'iptables' = 'iptables'; 'systemd-analyze' = 'systemd'
             'debootstrap' = 'debootstrap'; 'systemd-nspawn' = 'systemd-container'; 'nsenter' = 'util-linux'

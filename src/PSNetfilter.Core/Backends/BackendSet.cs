@@ -33,8 +33,6 @@ public sealed class BackendSet : INetfilterBackend
 
     public Task<bool> CanStreamAsync(CancellationToken ct) => Preferred.CanStreamAsync(ct);
 
-    public INetfilterBackend Named(string name) => All.FirstOrDefault(b => b.Name == name) ?? Preferred;
-
     public async Task<BackendSnapshot> ReadAsync(IReadOnlyCollection<IpFamily> needed, ReadOptions options, CancellationToken ct)
     {
         var parts = await Task.WhenAll(All.Select(b => b == Preferred ? b.ReadAsync(needed, options, ct) : ReadOtherAsync(b, options, ct))).ConfigureAwait(false);

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using PSNetfilter.Core.Host;
 using PSNetfilter.Tests.Support;
 using Xunit;
@@ -25,43 +24,4 @@ public sealed class NftFactAttribute : FactAttribute
 public sealed class NftTheoryAttribute : TheoryAttribute
 {
     public NftTheoryAttribute() => Skip = NftTestRequirements.SkipReason();
-}
-
-/// <summary>
-/// A throw-away namespace <c>psnfL-&lt;hex&gt;</c> for these tests (the shared <see cref="TestNamespace"/> names its
-/// own psnfx-*), deleted on Dispose even when the test failed; its tools run through <see cref="Sh"/>.
-/// </summary>
-internal sealed class NftTestNamespace : IDisposable
-{
-    public NftTestNamespace()
-    {
-        Name = "psnfL-" + RandomHex();
-        Sh.Check("ip", "netns", "add", Name);
-    }
-
-    public string Name { get; }
-
-    public static string RandomHex() => Convert.ToHexString(RandomNumberGenerator.GetBytes(5)).ToLowerInvariant();
-
-    /// <summary>nft's text listing of the namespace's whole ruleset, as <c>ip netns exec NS nft list ruleset</c> prints it.</summary>
-    public string Ruleset() => Sh.Check("ip", "netns", "exec", Name, "nft", "list", "ruleset");
-
-    /// <summary>A runner for <paramref name="path"/>: "in-process" (libnftables) or "process" (nft through the host's funnel).</summary>
-    public NftRunner Runner(string path) => path switch
-    {
-        "in-process" => new InProcessNftRunner(Name),
-        "process" => new ProcessNftRunner(new NetfilterHost(Name)),
-        _ => throw new ArgumentOutOfRangeException(nameof(path), path, "in-process or process"),
-    };
-
-    public void Dispose()
-    {
-        for (var attempt = 0; attempt < 5 && File.Exists(Path.Combine(SystemChecks.NetnsDirectory, Name)); attempt++)
-        {
-            if (Sh.Run("ip", "netns", "delete", Name).ExitCode != 0)
-            {
-                Thread.Sleep(100);
-            }
-        }
-    }
 }

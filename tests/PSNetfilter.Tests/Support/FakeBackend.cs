@@ -9,9 +9,12 @@ namespace PSNetfilter.Tests.Support;
 /// list at the commit, and <see cref="Refuse"/> names forwards whose add it refuses the way a kernel would
 /// (reported to the observer, left out, the rest applied).
 /// </summary>
-internal sealed class FakeBackend : INetfilterBackend
+internal sealed class FakeBackend(string name = "fake") : INetfilterBackend
 {
     public List<PortForwardDefinition> Live { get; } = new();
+
+    /// <summary>The forwards as this backend reads them back (its name in their Backend).</summary>
+    private IReadOnlyList<PortForward> Read() => Live.Select(d => new PortForward(d) { Backend = name }).ToList();
 
     /// <summary>Names whose add the commit refuses.</summary>
     public HashSet<string> Refuse { get; } = new(StringComparer.Ordinal);
@@ -26,7 +29,10 @@ internal sealed class FakeBackend : INetfilterBackend
 
     public List<PendingChange> Accepted { get; } = new();
 
-    public string Name => "fake";
+    public string Name => name;
+
+    /// <summary>Every backend's commits, in the order they happened (shared by the backends of one test).</summary>
+    public List<string>? CommitLog { get; init; }
 
     public int StreamFromForwards => 5;
 
@@ -46,7 +52,7 @@ internal sealed class FakeBackend : INetfilterBackend
     public Task<IReadOnlyList<PortForwardFinding>> CheckAsync(BackendSnapshot snapshot, IReadOnlyList<PortForward> forwards, CancellationToken ct) =>
         Task.FromResult<IReadOnlyList<PortForwardFinding>>(forwards.Select(f => new PortForwardFinding(f.Name, FindingSeverity.Info, "FakeCheck", "seen", "by the fake", "none")).ToList());
 
-    private Snap Snapshot() => new(Live.Select(d => new PortForward(d)).ToList());
+    private Snap Snapshot() => new(Read());
 
     private sealed class Snap(IReadOnlyList<PortForward> forwards) : BackendSnapshot
     {
@@ -88,6 +94,7 @@ internal sealed class FakeBackend : INetfilterBackend
             }
 
             backend.Commits.Add(pending.ToList());
+            backend.CommitLog?.Add($"{backend.Name}: {string.Join(", ", pending.Select(p => (p.New is null ? "-" : "+") + (p.New?.Name ?? p.Old!.Name)))}");
             return Task.FromResult(new CommitOutcome(applied, applied.Count > 0));
         }
 

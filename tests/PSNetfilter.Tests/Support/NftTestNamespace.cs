@@ -1,13 +1,12 @@
 using System.Security.Cryptography;
 using System.Text;
 using PSNetfilter.Core.Host;
-using PSNetfilter.Tests.Support;
 
-namespace PSNetfilter.Tests.Backends.Nftables;
+namespace PSNetfilter.Tests.Support;
 
 /// <summary>
-/// A throw-away network namespace <c>psnfT-&lt;hex&gt;</c> for the nftables backend's kernel tests, deleted on Dispose
-/// even when the test failed. Runs nft inside it through the tests' process helper (never a shell).
+/// A throw-away network namespace <c>psnfT-&lt;hex&gt;</c> for the tests of nft and of the nftables backend, deleted
+/// on Dispose even when the test failed. Runs nft inside it through the tests' process helper (never a shell).
 /// </summary>
 internal sealed class NftTestNamespace : IDisposable
 {
@@ -18,6 +17,19 @@ internal sealed class NftTestNamespace : IDisposable
     }
 
     public string Name { get; }
+
+    public static string RandomHex() => Convert.ToHexString(RandomNumberGenerator.GetBytes(5)).ToLowerInvariant();
+
+    /// <summary>nft's text listing of the namespace's whole ruleset, as <c>ip netns exec NS nft list ruleset</c> prints it.</summary>
+    public string Ruleset() => Sh.Check("ip", "netns", "exec", Name, "nft", "list", "ruleset");
+
+    /// <summary>A runner for <paramref name="path"/>: "in-process" (libnftables) or "process" (nft through the host's funnel).</summary>
+    public NftRunner Runner(string path) => path switch
+    {
+        "in-process" => new InProcessNftRunner(Name),
+        "process" => new ProcessNftRunner(new NetfilterHost(Name)),
+        _ => throw new ArgumentOutOfRangeException(nameof(path), path, "in-process or process"),
+    };
 
     public string Exec(params string[] args) => Sh.Check("ip", new[] { "netns", "exec", Name }.Concat(args).ToArray());
 

@@ -1,3 +1,4 @@
+using PSNetfilter.Core.Backends;
 using System.Diagnostics;
 using PSNetfilter.Core.Engine;
 using PSNetfilter.Core.Persistence;
@@ -158,7 +159,7 @@ public sealed class NameRuleTests : IDisposable
     [InlineData("-A PSNF-FORWARD -m comment --comment psnf:v1:sshXdirect:fwd -j ACCEPT", false)]
     public void The_boot_script_matches_saved_names_ignoring_case(string line, bool saved)
     {
-        var script = RestoreScriptGenerator.Generate(new BootSet("psnetfilter.service", null, new[] { Defs.Web, Defs.SshDirect }));
+        var script = BootScript.Generate(new BootSet("psnetfilter.service", null, new[] { Defs.Web, Defs.SshDirect }));
         var start = script.IndexOf("psnf_saved() {", StringComparison.Ordinal);
         var function = script[start..(script.IndexOf("\n}\n", start, StringComparison.Ordinal) + 3)];
         var psi = new ProcessStartInfo("/bin/sh") { RedirectStandardInput = true, RedirectStandardOutput = true };

@@ -1,3 +1,4 @@
+using PSNetfilter.Core.Backends;
 using System.Diagnostics;
 using PSNetfilter.Core.Persistence;
 using PSNetfilter.Core.Host;
@@ -96,7 +97,7 @@ public sealed class NamespaceNameAndLockTests : IDisposable
     public void The_boot_script_takes_the_lock_again_when_the_file_it_waited_on_was_removed()
     {
         var lockPath = Path.Combine(_dir, "netns-h1u.lock");
-        var script = RestoreScriptGenerator.Generate(PersistenceGeneratorTests.Set());
+        var script = BootScript.Generate(PersistenceGeneratorTests.Set());
         var start = script.IndexOf("psnf_lock() {", StringComparison.Ordinal);
         var function = script[start..(script.IndexOf("\n}\n", start, StringComparison.Ordinal) + 3)];
         var test = "psnf_err() { echo \"$*\" >&2; }\n" + function

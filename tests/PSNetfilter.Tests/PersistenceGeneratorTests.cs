@@ -122,7 +122,7 @@ public class PersistenceGeneratorTests
     [Fact]
     public void Script_header_names_the_set_and_only_safe_text()
     {
-        var script = RestoreScriptGenerator.Generate(Set());
+        var script = BootScript.Generate(Set());
         var header = script.Split('\n').TakeWhile(l => l.StartsWith('#')).ToArray();
         Assert.Equal("#!/bin/sh", header[0]);
         Assert.Contains("# psnf-boot-set: 1", header);
@@ -140,7 +140,7 @@ public class PersistenceGeneratorTests
     [Fact]
     public void Script_data_section_golden()
     {
-        var script = RestoreScriptGenerator.Generate(Set());
+        var script = BootScript.Generate(Set());
         Assert.Contains("\nset -u -f\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nLC_ALL=C\nexport PATH LC_ALL\n", script, StringComparison.Ordinal);
         Assert.Contains("\nPSNF_UNIT='psnetfilter.service'\nPSNF_LOCK='/run/psnetfilter/host.lock'\nPSNF_KEEP='/run/psnetfilter/psnetfilter.service.keep-forwards'\n", script, StringComparison.Ordinal);
         Assert.Contains("\nPSNF_TABLES='nat filter'\n", script, StringComparison.Ordinal);
@@ -163,7 +163,7 @@ public class PersistenceGeneratorTests
     public void Script_rules_tree_and_hooks_are_what_the_rule_layout_renders()
     {
         var set = Set();
-        var script = RestoreScriptGenerator.Generate(set);
+        var script = BootScript.Generate(set);
         foreach (var family in new[] { IpFamily.IPv4, IpFamily.IPv6 })
         {
             var tag = family == IpFamily.IPv4 ? "IPV4" : "IPV6";
@@ -191,10 +191,10 @@ public class PersistenceGeneratorTests
     {
         var a = new BootSet("psnetfilter.service", null, new[] { Web, Dns, SshDirect, Web6 });
         var b = new BootSet("psnetfilter.service", null, new[] { Web6, SshDirect, Web, Dns, Web });
-        Assert.Equal(RestoreScriptGenerator.Generate(a), RestoreScriptGenerator.Generate(b));
+        Assert.Equal(BootScript.Generate(a), BootScript.Generate(b));
         Assert.Equal(SystemdUnitGenerator.Generate(a), SystemdUnitGenerator.Generate(b));
         Assert.Equal(new[] { "dns", "ssh.direct", "web", "web6" }, b.Forwards.Select(f => f.Name));
-        Assert.NotEqual(RestoreScriptGenerator.Generate(a), RestoreScriptGenerator.Generate(new BootSet("psnetfilter.service", null, new[] { Web, Dns })));
+        Assert.NotEqual(BootScript.Generate(a), BootScript.Generate(new BootSet("psnetfilter.service", null, new[] { Web, Dns })));
     }
 
     [Fact]
@@ -256,21 +256,21 @@ public class PersistenceGeneratorTests
     [Fact]
     public void Header_reads_back()
     {
-        var info = BootSetReader.Parse(RestoreScriptGenerator.Generate(Set("edge.service", "gw1")));
+        var info = BootSetReader.Parse(BootScript.Generate(Set("edge.service", "gw1")));
         Assert.NotNull(info);
         Assert.Equal("edge.service", info!.UnitName);
         Assert.Equal("gw1", info.NetworkNamespace);
         Assert.Equal(new[] { "dns", "ssh.direct", "web", "web6" }, info.ForwardNames);
         Assert.Null(BootSetReader.Parse("#!/bin/sh\necho hello\n"));
-        Assert.Null(BootSetReader.Parse(RestoreScriptGenerator.Generate(Set()).Replace("# psnf-boot-set: 1", "# psnf-boot-set: 2", StringComparison.Ordinal)));
-        Assert.Null(BootSetReader.Parse(RestoreScriptGenerator.Generate(Set()).Replace("# psnf-forward: web ", "# psnf-forward: w$b ", StringComparison.Ordinal)));
+        Assert.Null(BootSetReader.Parse(BootScript.Generate(Set()).Replace("# psnf-boot-set: 1", "# psnf-boot-set: 2", StringComparison.Ordinal)));
+        Assert.Null(BootSetReader.Parse(BootScript.Generate(Set()).Replace("# psnf-forward: web ", "# psnf-forward: w$b ", StringComparison.Ordinal)));
     }
 
     [Fact]
     public void Script_is_valid_posix_sh()
     {
         var path = Path.Combine(Path.GetTempPath(), "psnfp-syntax-" + Guid.NewGuid().ToString("n") + ".sh");
-        File.WriteAllText(path, RestoreScriptGenerator.Generate(Set()));
+        File.WriteAllText(path, BootScript.Generate(Set()));
         try
         {
             Assert.Equal(0, Run("/bin/sh", "-n", path).Code);
@@ -300,7 +300,7 @@ public class PersistenceGeneratorTests
     [InlineData("-A PSNF-PRE-T1F9 -p tcp -m tcp --dport 8080:8095 -j PSNF-PRE-T1F9", false)]
     public void Saved_name_patterns_match_only_the_saved_names(string line, bool saved)
     {
-        var script = RestoreScriptGenerator.Generate(Set("psnetfilter.service", null, Web, SshDirect));
+        var script = BootScript.Generate(Set("psnetfilter.service", null, Web, SshDirect));
         var start = script.IndexOf("psnf_saved() {", StringComparison.Ordinal);
         var end = script.IndexOf("\n}\n", start, StringComparison.Ordinal) + 3;
         var r = Run("/bin/sh", "-c", script[start..end] + "psnf_saved \"$1\"", "sh", line);
@@ -319,7 +319,7 @@ public class PersistenceGeneratorTests
     [InlineData("nat -A P -c \"psnf:v1:web:dnat\"|nat -A P -c \"psnf:v1:dns:dnat\"", "", " dns web ", "")]
     public void Compare_names_exactly_the_forwards_whose_live_rules_are_not_as_saved(string expect, string live, string diff, string kept)
     {
-        var script = RestoreScriptGenerator.Generate(Set());
+        var script = BootScript.Generate(Set());
         var start = script.IndexOf("psnf_name() {", StringComparison.Ordinal);
         var end = script.IndexOf("# psnf_main ", start, StringComparison.Ordinal);
         string Lines(string s) => s.Length == 0 ? string.Empty : string.Join(string.Empty, s.Split('|').Select(l => l + "\n"));
@@ -331,7 +331,7 @@ public class PersistenceGeneratorTests
     [Fact]
     public void Pick_keeps_the_deletes_and_rules_of_the_names_to_restore_and_counts_the_deletes()
     {
-        var script = RestoreScriptGenerator.Generate(Set());
+        var script = BootScript.Generate(Set());
         var start = script.IndexOf("psnf_name() {", StringComparison.Ordinal);
         var end = script.IndexOf("# psnf_main ", start, StringComparison.Ordinal);
         var r = Run(

@@ -1,3 +1,4 @@
+using PSNetfilter.Core.Backends;
 using System.Text;
 using PSNetfilter.Core.Persistence;
 using Xunit;
@@ -31,7 +32,7 @@ public sealed class PersistenceInstallerTests : IDisposable
         var script = Path.Combine(_root, "etc/psnetfilter/psnetfilter/apply.sh");
         var unit = Path.Combine(_root, "etc/systemd/system/psnetfilter.service");
         var link = Path.Combine(_root, "etc/systemd/system/multi-user.target.wants/psnetfilter.service");
-        Assert.Equal(RestoreScriptGenerator.Generate(Set()), File.ReadAllText(script));
+        Assert.Equal(BootScript.Generate(Set()), File.ReadAllText(script));
         Assert.Equal(SystemdUnitGenerator.Generate(Set()), File.ReadAllText(unit));
         Assert.Equal(AtomicFile.Mode0644, File.GetUnixFileMode(script));
         Assert.Equal(AtomicFile.Mode0644, File.GetUnixFileMode(unit));

@@ -187,14 +187,8 @@ Describe "$BindingTitle, <Backend> backend" -Skip:([bool]$BindingSkipReason) -Fo
             $errs | Should -BeNullOrEmpty
             $root = Join-Path $TestDrive "root4-$Backend"
             New-Item -ItemType Directory -Path $root | Out-Null
-            if ($Backend -eq 'Iptables') {
-                $svc = Install-PortForwardService -ForwardName WEB -NetworkNamespace $script:Ns4 -Root $root -NoStart @Quiet
-                @($svc.Forwards.Name) | Should -Be @('web')
-            }
-            else {
-                # Found by the same name rule, and refused: forwards of the nftables backend are not persisted yet.
-                { Install-PortForwardService -ForwardName WEB -NetworkNamespace $script:Ns4 -Root $root -NoStart @Quiet } | Should -Throw -ErrorId 'BackendNotPersistable*'
-            }
+            $svc = Install-PortForwardService -ForwardName WEB -NetworkNamespace $script:Ns4 -Root $root -NoStart @Quiet
+            @($svc.Forwards.Name) | Should -Be @('web')
             $errs = $null
             Remove-PortForward -NetworkNamespace $script:Ns4 -Name WEB -ErrorVariable errs -ErrorAction SilentlyContinue
             $errs | Should -BeNullOrEmpty

@@ -136,13 +136,19 @@ Describe $Title -Skip:([bool]$SkipReason) {
         $null = Remove-PortForward pref -NetworkNamespace $script:gw -ErrorAction Stop
     }
 
-    It 'does not persist a forward of the nftables backend, and writes nothing' {
+    It 'persists a forward of the nftables backend as an nft file that its script loads' {
         $root = Join-Path ([IO.Path]::GetTempPath()) ('psnfk-root-' + [guid]::NewGuid().ToString('N'))
         $null = New-Item -ItemType Directory -Path $root
         try {
-            { Get-PortForward web -NetworkNamespace $script:gw | Install-PortForwardService -NetworkNamespace $script:gw -Root $root -NoStart -ErrorAction Stop } |
-                Should -Throw -ErrorId 'BackendNotPersistable*'
-            @(Get-ChildItem -LiteralPath $root -Recurse -File) | Should -BeNullOrEmpty
+            $svc = Get-PortForward web -NetworkNamespace $script:gw | Install-PortForwardService -NetworkNamespace $script:gw -Root $root -NoStart -ErrorAction Stop
+            $nft = @($svc.Files | Where-Object { $_ -like '*/forwards.nft' })
+            $nft.Count | Should -Be 1
+            $lines = @(Get-Content -LiteralPath $nft[0] | Where-Object { $_ -and $_ -notlike '#*' })
+            $lines | Should -Not -BeNullOrEmpty
+            $lines | ForEach-Object { $_ | Should -Match '^add \w+ inet psnetfilter ' }
+            $lines -match 'psnf:v1:web:' | Should -Not -BeNullOrEmpty
+            $lines -match 'psnf:v1:dns:' | Should -BeNullOrEmpty -Because 'only the piped forward is saved'
+            Get-Content -LiteralPath $svc.ScriptPath -Raw | Should -Match '(?m)^# psnf-backend: web nftables$'
         }
         finally { Remove-Item -LiteralPath $root -Recurse -Force }
     }

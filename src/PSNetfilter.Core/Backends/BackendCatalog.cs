@@ -67,12 +67,18 @@ public static class BackendCatalog
         }
     }
 
-    /// <summary>The boot file of <paramref name="set"/> in the format of its backend (the iptables backend: a POSIX sh script).</summary>
-    public static string RenderBootFile(BootSet set) => set.Backend switch
+    /// <summary>The boot-set files of <paramref name="set"/> (<see cref="BootScript.Files"/>): the nft file of its nftables forwards, if any, and the script.</summary>
+    public static IReadOnlyList<(string Path, string Text)> RenderBootFiles(BootSet set) => BootScript.Files(set);
+
+    /// <summary>A backend name, or UnknownBackend.</summary>
+    /// <exception cref="NetfilterException">UnknownBackend.</exception>
+    public static void Check(string name)
     {
-        Iptables => RestoreScriptGenerator.Generate(set),
-        _ => throw Unknown(set.Backend),
-    };
+        if (name is not (Iptables or Nftables))
+        {
+            throw Unknown(name);
+        }
+    }
 
     private static NetfilterException Unknown(string name) =>
         new("UnknownBackend", FailureKind.InvalidArgument, $"'{PortForwardDefinition.Printable(name)}' is not a backend of PSNetfilter; the backends are: {Iptables}, {Nftables}.", name);

@@ -12,16 +12,19 @@ public sealed class BootSet
     /// <summary>Version of the boot-set script format (the <c># psnf-boot-set:</c> header line).</summary>
     public const int FormatVersion = 1;
 
-    /// <summary>The backend whose boot file format this set is written in (<see cref="BackendCatalog.RenderBootFile"/>).</summary>
-    public string Backend { get; }
-
     /// <exception cref="NetfilterException">
     /// NoForwardsGiven, InvalidUnitName, InvalidNetworkNamespace, DuplicateForwardName,
     /// IncompleteForwardDefinition.
     /// </exception>
     public BootSet(string unitName, string? networkNamespace, IEnumerable<PortForwardDefinition> forwards)
+        : this(unitName, networkNamespace, (forwards ?? throw new ArgumentNullException(nameof(forwards))).Select(d => (d, BackendCatalog.Default)))
     {
-        Backend = BackendCatalog.Default;
+    }
+
+    /// <summary>A set whose forwards are each restored into the backend named beside it (<see cref="BackendCatalog"/>).</summary>
+    /// <exception cref="NetfilterException">As the other constructor, and UnknownBackend.</exception>
+    public BootSet(string unitName, string? networkNamespace, IEnumerable<(PortForwardDefinition Definition, string Backend)> forwards)
+    {
         ArgumentNullException.ThrowIfNull(forwards);
         if (!ServiceNames.IsValid(unitName))
         {
@@ -31,9 +34,11 @@ public sealed class BootSet
         networkNamespace = NetworkNamespaceName.Check(networkNamespace);
 
         var byName = new SortedDictionary<string, PortForwardDefinition>(PortForwardNames.Comparer);
-        foreach (var d in forwards)
+        var backends = new Dictionary<string, string>(PortForwardNames.Comparer);
+        foreach (var (d, backend) in forwards)
         {
             ArgumentNullException.ThrowIfNull(d);
+            BackendCatalog.Check(backend);
             if (byName.TryGetValue(d.Name, out var earlier))
             {
                 if (!earlier.Equals(d))
@@ -50,6 +55,7 @@ public sealed class BootSet
 
             Recheck(d);
             byName[d.Name] = d;
+            backends[d.Name] = backend;
         }
 
         if (byName.Count == 0)
@@ -61,7 +67,10 @@ public sealed class BootSet
         UnitName = unitName;
         NetworkNamespace = networkNamespace;
         Forwards = list;
+        _backends = backends;
     }
+
+    private readonly Dictionary<string, string> _backends;
 
     public string UnitName { get; }
 
@@ -75,6 +84,13 @@ public sealed class BootSet
     public IReadOnlyList<PortForwardDefinition> Forwards { get; }
 
     public IEnumerable<PortForwardDefinition> ForFamily(IpFamily family) => Forwards.Where(f => f.Family == family);
+
+    /// <summary>The backend the forward is restored into.</summary>
+    public string BackendOf(PortForwardDefinition forward) => _backends[forward.Name];
+
+    /// <summary>The forwards restored into <paramref name="backend"/>, sorted by name.</summary>
+    public IReadOnlyList<PortForwardDefinition> ForBackend(string backend) =>
+        Forwards.Where(f => string.Equals(_backends[f.Name], backend, StringComparison.Ordinal)).ToList();
 
     /// <summary>The module's lock file for the namespace (the script takes the same flock as the cmdlets).</summary>
     public string LockPath => LockPathFor(NetworkNamespace);

@@ -1,4 +1,8 @@
 namespace PSNetfilter.Core.Persistence;
 
 /// <summary>What the header of a boot-set script says.</summary>
-public sealed record BootSetInfo(int Version, string UnitName, string? NetworkNamespace, IReadOnlyList<string> ForwardNames, string ScriptPath);
+public sealed record BootSetInfo(int Version, string UnitName, string? NetworkNamespace, IReadOnlyList<string> ForwardNames, string ScriptPath)
+{
+    /// <summary>The backend each saved forward is restored into, by name.</summary>
+    public IReadOnlyDictionary<string, string> Backends { get; init; } = new Dictionary<string, string>();
+}

@@ -11,6 +11,9 @@ public static class BootSetReader
     public const string NamespaceKey = "psnf-namespace:";
     public const string ForwardKey = "psnf-forward:";
 
+    /// <summary><c># psnf-backend: NAME BACKEND</c>, for a forward restored into another backend than the default.</summary>
+    public const string BackendKey = "psnf-backend:";
+
     /// <summary>Parses a script's header; null when it is not a boot set this version can read.</summary>
     public static BootSetInfo? Parse(string text, string scriptPath = "")
     {
@@ -20,6 +23,7 @@ public static class BootSetReader
         string? ns = null;
         var nsSeen = false;
         var names = new List<string>();
+        var backends = new Dictionary<string, string>(PortForwardNames.Comparer);
         foreach (var raw in text.Split('\n'))
         {
             if (!raw.StartsWith('#'))
@@ -51,6 +55,10 @@ public static class BootSetReader
 
                 names.Add(name);
             }
+            else if (Value(line, BackendKey) is { } b && b.Split(' ') is [var forward, var backend])
+            {
+                backends[forward] = backend;
+            }
         }
 
         if (version != BootSet.FormatVersion || unit is null || !ServiceNames.IsValid(unit) || !nsSeen)
@@ -58,7 +66,10 @@ public static class BootSetReader
             return null;
         }
 
-        return new BootSetInfo(version.Value, unit, ns, names, scriptPath);
+        return new BootSetInfo(version.Value, unit, ns, names, scriptPath)
+        {
+            Backends = names.ToDictionary(n => n, n => backends.GetValueOrDefault(n, Backends.BackendCatalog.Default), PortForwardNames.Comparer),
+        };
     }
 
     /// <summary>

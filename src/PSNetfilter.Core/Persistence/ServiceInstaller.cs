@@ -40,13 +40,19 @@ public static class ServiceInstaller
         }
 
         var utf8 = new UTF8Encoding(false);
-        var files = new List<PlannedFile>
+        var files = BackendCatalog.RenderBootFiles(set).Select(f => File(paths, f.Path, utf8.GetBytes(f.Text))).ToList();
+        if (!files.Any(f => f.TargetPath == paths.NftFile) && Exists(paths.OnRoot(paths.NftFile)))
         {
-            File(paths, paths.ScriptFile, utf8.GetBytes(BackendCatalog.RenderBootFile(set))),
+            // The set no longer has nftables forwards: the nft file of an earlier set goes, after the new script is in place.
+            files.Add(new PlannedFile(paths.NftFile, paths.OnRoot(paths.NftFile), null, null, 0, FileChange.Removed));
+        }
+
+        files.AddRange(new[]
+        {
             File(paths, paths.UnitFile, utf8.GetBytes(SystemdUnitGenerator.Generate(set))),
             File(paths, paths.ReapplyUnitFile, utf8.GetBytes(SystemdUnitGenerator.GenerateReapply(set))),
             Link(paths, paths.WantsLink, paths.UnitFile),
-        };
+        });
         files.AddRange(paths.ReapplyLinks.Select(l => Link(paths, l, paths.ReapplyUnitFile)));
         return new InstallPlan(set, paths, files);
     }
@@ -66,8 +72,9 @@ public static class ServiceInstaller
     public static void Apply(InstallPlan plan)
     {
         ArgumentNullException.ThrowIfNull(plan);
-        var pending = plan.Files.Where(f => f.Change != FileChange.Unchanged).ToList();
-        if (pending.Count == 0)
+        var pending = plan.Files.Where(f => f.Change is not (FileChange.Unchanged or FileChange.Removed)).ToList();
+        var removed = plan.Files.Where(f => f.Change == FileChange.Removed).ToList();
+        if (pending.Count == 0 && removed.Count == 0)
         {
             return;
         }
@@ -120,6 +127,18 @@ public static class ServiceInstaller
                 throw NotWritable(current, ex, partly: i > 0);
             }
         }
+
+        foreach (var f in removed)
+        {
+            try
+            {
+                System.IO.File.Delete(f.HostPath);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw NotWritable(f.HostPath, ex, partly: true);
+            }
+        }
     }
 
     /// <summary>
@@ -154,7 +173,7 @@ public static class ServiceInstaller
             result.Add(new PlannedFile(paths.ReapplyUnitFile, helper, null, null, 0, FileChange.Removed));
         }
 
-        foreach (var p in new[] { paths.UnitFile, paths.ScriptFile })
+        foreach (var p in new[] { paths.UnitFile, paths.ScriptFile, paths.NftFile })
         {
             var host = paths.OnRoot(p);
             if (Exists(host))

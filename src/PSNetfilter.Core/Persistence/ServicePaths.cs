@@ -31,6 +31,11 @@ public sealed class ServicePaths
 
     public string ScriptFile => ConfigDirectory + "/" + ScriptName;
 
+    public const string NftFileName = "forwards.nft";
+
+    /// <summary>The nft file the script loads for the set's forwards of the nftables backend.</summary>
+    public string NftFile => ConfigDirectory + "/" + NftFileName;
+
     public string WantsLink => WantsDirectory + "/" + UnitName;
 
     /// <summary>The re-apply helper of the unit (<see cref="SystemdUnitGenerator.GenerateReapply"/>).</summary>

@@ -102,17 +102,8 @@ public sealed class InstallPortForwardServiceCommand : PSNetfilterCmdlet
                 }
             }
 
-            if (_forwards.FirstOrDefault(f => f.Backend is not null && f.Backend != BackendCatalog.Iptables) is { } other)
-            {
-                // Refused before anything is written: the boot file would restore it into another backend.
-                throw new NetfilterException(
-                    "BackendNotPersistable",
-                    FailureKind.InvalidArgument,
-                    $"Port forward '{other.Name}' is held by the {other.Backend} backend, whose forwards cannot be persisted yet: a boot set restores iptables rules. Move it first (New-PortForward -Name '{other.Name}' ... -Backend Iptables -Force, or pipe it: Get-PortForward '{other.Name}' | New-PortForward -Backend Iptables), then install it.",
-                    other);
-            }
-
-            var set = new BootSet(unit, ns, _forwards.Select(f => f.Definition));
+            // Each forward is restored into the backend that holds it now.
+            var set = new BootSet(unit, ns, _forwards.Select(f => (f.Definition, f.Backend ?? BackendCatalog.Default)));
             if (ns is not null && root == "/" && !File.Exists(Path.Combine(SystemChecks.NetnsDirectory, ns)))
             {
                 WriteWarning($"The network namespace '{ns}' does not exist now; it must exist when {unit} starts.");

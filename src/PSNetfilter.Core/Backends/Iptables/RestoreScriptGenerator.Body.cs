@@ -1,17 +1,10 @@
 namespace PSNetfilter.Core.Backends.Iptables;
 
-/// <summary>The fixed part of the boot-set script (see <see cref="RestoreScriptGenerator"/>).</summary>
+/// <summary>The fixed part of the iptables section of the boot-set script (see <see cref="RestoreScriptGenerator"/>).</summary>
 public static partial class RestoreScriptGenerator
 {
-    /// <summary>The part of the script that is the same in every boot set.</summary>
+    /// <summary>The iptables functions, the same in every boot set; <c>psnf_iptables start|stop</c> is what the script's main part calls.</summary>
     private const string Body = """
-
-psnf_nl='
-'
-
-psnf_log() { echo "psnetfilter: $*"; }
-psnf_err() { echo "psnetfilter: $*" >&2; }
-
 # The backend's tools, chosen as PSNetfilter chooses them: `iptables -V` names the host's alternative
 # (nf_tables or legacy); PSNETFILTER_IPTABLES_BACKEND=nft|legacy overrides it.
 psnf_backend() {
@@ -35,26 +28,6 @@ psnf_tool() {
     done
     psnf_err "$1$2 was not found: install the iptables package"
     return 1
-}
-
-# The flock PSNetfilter's cmdlets take on the namespace, so that positions read here stay valid. The lock file
-# of a namespace that no longer exists may be removed (under its flock) while this waits for it: the flock is
-# then on a file no longer at the path, so it is taken again on the file that is there now.
-psnf_lock() {
-    mkdir -p "${PSNF_LOCK%/*}" 2>/dev/null
-    command -v flock >/dev/null 2>&1 || return 0
-    psnf_i=0
-    while [ "$psnf_i" -lt 10 ] && (: >>"$PSNF_LOCK") 2>/dev/null; do
-        exec 9>>"$PSNF_LOCK"
-        if ! flock -w 60 9; then
-            psnf_err "another PSNetfilter process has held $PSNF_LOCK for more than 60 s"
-            exit 1
-        fi
-        if [ ! -e /proc/self/fd/9 ] || [ /proc/self/fd/9 -ef "$PSNF_LOCK" ]; then
-            return 0
-        fi
-        psnf_i=$((psnf_i + 1))
-    done
 }
 
 # psnf_scan TABLE reads `iptables-save -t TABLE` in one pass and sets
@@ -339,77 +312,33 @@ psnf_family() {
     done
 }
 
-# psnf_forwarding KEY: sets the sysctl to 1 (never back to 0: other programs may rely on it).
-psnf_forwarding() {
-    if command -v sysctl >/dev/null 2>&1; then
-        sysctl -q -w "$1=1" && return 0
-    else
-        echo 1 2>/dev/null >"/proc/sys/$(echo "$1" | tr . /)" && return 0
-    fi
-    psnf_err "could not set $1=1: forwarded packets will not be routed"
-    return 1
-}
-
-# psnf_start start|reload: reload is start for a unit that is already active (systemd's ExecReload=, after a
-# firewall manager reloaded or restarted): the same work, but the keep flag of a stop under way stays.
-psnf_start() {
-    psnf_lock
-    [ "$1" = reload ] || rm -f "$PSNF_KEEP"
+# psnf_iptables start|stop: the iptables part of the set (its IPv4 and IPv6 forwards), when it has one.
+psnf_iptables() {
+    [ -n "$PSNF_IPV4_NAMES$PSNF_IPV6_NAMES" ] || return 0
     psnf_backend
-    psnf_rc=0
+    psnf_irc=0
     if [ -n "$PSNF_IPV4_NAMES" ]; then
-        if psnf_family start IPV4 iptables; then
+        if ! psnf_family "$1" IPV4 iptables; then
+            psnf_irc=1
+        elif [ "$1" = start ]; then
             psnf_log "IPv4: restored $PSNF_IPV4_NAMES (iptables $psnf_be; live as saved and left alone: ${psnf_kept:-none}; $psnf_count live rules of them replaced)"
-            psnf_forwarding net.ipv4.ip_forward || psnf_rc=1
+            psnf_forwarding net.ipv4.ip_forward || psnf_irc=1
         else
-            psnf_rc=1
-        fi
-    fi
-    if [ -n "$PSNF_IPV6_NAMES" ]; then
-        if psnf_family start IPV6 ip6tables; then
-            psnf_log "IPv6: restored $PSNF_IPV6_NAMES (ip6tables $psnf_be; live as saved and left alone: ${psnf_kept:-none}; $psnf_count live rules of them replaced)"
-            psnf_forwarding net.ipv6.conf.all.forwarding || psnf_rc=1
-        else
-            psnf_rc=1
-        fi
-    fi
-    return $psnf_rc
-}
-
-psnf_stop() {
-    psnf_lock
-    if [ -e "$PSNF_KEEP" ]; then
-        rm -f "$PSNF_KEEP"
-        psnf_log "stop: the forwards stay in place, as Uninstall-PortForwardService was asked"
-        return 0
-    fi
-    psnf_backend
-    psnf_rc=0
-    if [ -n "$PSNF_IPV4_NAMES" ]; then
-        if psnf_family stop IPV4 iptables; then
             psnf_log "IPv4: removed $psnf_count rules of $PSNF_IPV4_NAMES"
-        else
-            psnf_rc=1
         fi
     fi
     if [ -n "$PSNF_IPV6_NAMES" ]; then
-        if psnf_family stop IPV6 ip6tables; then
-            psnf_log "IPv6: removed $psnf_count rules of $PSNF_IPV6_NAMES"
+        if ! psnf_family "$1" IPV6 ip6tables; then
+            psnf_irc=1
+        elif [ "$1" = start ]; then
+            psnf_log "IPv6: restored $PSNF_IPV6_NAMES (ip6tables $psnf_be; live as saved and left alone: ${psnf_kept:-none}; $psnf_count live rules of them replaced)"
+            psnf_forwarding net.ipv6.conf.all.forwarding || psnf_irc=1
         else
-            psnf_rc=1
+            psnf_log "IPv6: removed $psnf_count rules of $PSNF_IPV6_NAMES"
         fi
     fi
-    return $psnf_rc
+    return $psnf_irc
 }
-
-case ${1:-} in
-    start | reload) psnf_start "$1" ;;
-    stop) psnf_stop ;;
-    *)
-        echo "usage: sh $0 start|reload|stop" >&2
-        exit 2
-        ;;
-esac
 
 """;
 }

@@ -1,16 +1,13 @@
 using System.Text;
-using System.Text.RegularExpressions;
 using PSNetfilter.Core.Persistence;
 
 namespace PSNetfilter.Core.Backends.Iptables;
 
 /// <summary>
-/// The boot-set script: one self-contained POSIX sh file that holds the saved rules and the code to
-/// restore (<c>start</c>) and remove (<c>stop</c>) exactly them. It needs /bin/sh and the iptables tools
-/// only (flock and sysctl when present). Being one file, a new set replaces the old one with one rename.
+/// The iptables section of the boot-set script (<see cref="BootScript"/> writes the header and the main part). It needs
+/// the iptables tools only (flock and sysctl when present).
 /// <para>
-/// Format: a header of <c># psnf-...:</c> lines (read back by <see cref="BootSetReader"/>); a data section of
-/// shell variables per family and table (<c>_HOOKS</c>: "BUILTIN CHAIN" lines of the hooked chains the saved
+/// Format: shell variables per family and table (<c>_HOOKS</c>: "BUILTIN CHAIN" lines of the hooked chains the saved
 /// rules need; <c>_TREE</c>: "PARENT CHILD SPEC" lines of their dispatch paths, parents first; <c>_RULES</c>:
 /// the saved rules as iptables-restore <c>-A</c> lines), in single quotes, as every rendered token is from a
 /// closed alphabet without quotes or spaces; a <c>psnf_saved</c> function whose case patterns match the tags
@@ -30,45 +27,25 @@ namespace PSNetfilter.Core.Backends.Iptables;
 /// </summary>
 public static partial class RestoreScriptGenerator
 {
-    /// <summary>The script text (LF line ends, ASCII only).</summary>
-    public static string Generate(BootSet set)
+    /// <summary>
+    /// The iptables section of the set's boot script (<see cref="BootScript"/>): the data of its iptables forwards and
+    /// the functions that restore and remove them (<c>psnf_iptables start|stop</c>). <c>psnf_saved</c> matches every
+    /// saved name, so a live iptables copy of a forward saved for another backend is removed with the family's rules.
+    /// </summary>
+    public static string Section(BootSet set)
     {
         ArgumentNullException.ThrowIfNull(set);
         var sb = new StringBuilder();
         void Line(string s) => sb.Append(s).Append('\n');
+        var forwards = set.ForBackend(BackendCatalog.Iptables);
 
-        var script = new ServicePaths("/", set.UnitName).ScriptFile;
-        Line("#!/bin/sh");
-        Line("# PSNetfilter boot set, written by Install-PortForwardService: do not edit, install again to change it.");
-        Line("#   sh " + script + " start   restores exactly the forwards below (one copy each)");
-        Line("#   sh " + script + " stop    removes exactly them");
-        Line("# Other forwards and foreign rules (Docker, libvirt, kube-proxy...) are never touched.");
-        Line("#");
-        Line($"# {BootSetReader.VersionKey} {BootSet.FormatVersion}");
-        Line($"# {BootSetReader.UnitKey} {set.UnitName}");
-        Line($"# {BootSetReader.NamespaceKey} {set.NetworkNamespace ?? "-"}");
-        foreach (var f in set.Forwards)
-        {
-            Line($"# {BootSetReader.ForwardKey} {Describe(f)}");
-        }
-
-        Line(string.Empty);
-        Line("set -u -f");
-        Line("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-        Line("LC_ALL=C");
-        Line("export PATH LC_ALL");
-        Line(string.Empty);
-        Line(Assign("PSNF_UNIT", set.UnitName));
-        Line(Assign("PSNF_LOCK", set.LockPath));
-        Line(Assign("PSNF_KEEP", set.KeepFlagPath));
-        Line(string.Empty);
         Line(Assign("PSNF_TABLES", string.Join(' ', RuleLayout.Tables)));
         Line("# The saved forwards by family; per table the hooked chains they need (BUILTIN CHAIN), their dispatch");
         Line("# paths (PARENT CHILD SPEC, parents first) and their rules, in iptables-restore syntax.");
         foreach (var family in new[] { IpFamily.IPv4, IpFamily.IPv6 })
         {
             var tag = family == IpFamily.IPv4 ? "IPV4" : "IPV6";
-            var defs = set.ForFamily(family).ToList();
+            var defs = forwards.Where(f => f.Family == family).ToList();
             Line(Assign($"PSNF_{tag}_NAMES", string.Join(' ', defs.Select(d => d.Name))));
             var rules = defs.SelectMany(RuleLayout.Render).ToList();
             foreach (var table in RuleLayout.Tables)
@@ -132,34 +109,11 @@ public static partial class RestoreScriptGenerator
         Line("    return 1");
         Line("}");
         sb.Append(Body);
-        var text = sb.ToString();
-        if (!AsciiText().IsMatch(text))
-        {
-            // Unreachable for validated input: a guard, not an escape.
-            throw new InvalidOperationException("Refusing to write a boot-set script with characters outside printable ASCII.");
-        }
-
-        return text;
-    }
-
-    /// <summary>
-    /// One header line per forward: <c>NAME FAMILY</c> and the forward as PortForward.ToString() shows it
-    /// (informational; anything outside printable ASCII is replaced by '?', so free text cannot break the header).
-    /// </summary>
-    public static string Describe(PortForwardDefinition d)
-    {
-        var shown = new PortForward(d).ToString();
-        if (shown.StartsWith(d.Name + " ", StringComparison.Ordinal))
-        {
-            shown = shown[(d.Name.Length + 1)..];
-        }
-
-        var safe = new string(shown.Select(c => c is >= ' ' and <= '~' ? c : '?').ToArray());
-        return $"{d.Name} {d.Family} {safe}";
+        return sb.ToString();
     }
 
     /// <summary><c>NAME='value'</c>; the value is from a closed alphabet, a quote in it is a bug.</summary>
-    private static string Assign(string variable, string value)
+    internal static string Assign(string variable, string value)
     {
         if (value.Contains('\''))
         {
@@ -168,7 +122,4 @@ public static partial class RestoreScriptGenerator
 
         return $"{variable}='{value}'";
     }
-
-    [GeneratedRegex("^[\\x20-\\x7e\\n]*$")]
-    private static partial Regex AsciiText();
 }

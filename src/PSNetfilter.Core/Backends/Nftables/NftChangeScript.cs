@@ -7,8 +7,9 @@ namespace PSNetfilter.Core.Backends.Nftables;
 /// flushes the ruleset. A change script starts with the skeleton (<c>add table/chain/map/set</c>: creates what is
 /// missing, leaves what is there), adds the dispatch rules the current table lacks, deletes the parts of the removed
 /// forwards that are present (elements by key, rules by handle), then adds the new forwards' parts. The boot file
-/// flushes only this table's four chains (they hold rules without counters) and adds everything again: elements
-/// that are already there keep their counters, so loading it over identical live forwards changes nothing.
+/// (<see cref="BootFile"/>) is the whole table for a set of forwards in <c>add</c> lines only; the boot script loads it
+/// whole onto a namespace without the table and otherwise only the lines of forwards not live as saved
+/// (<see cref="NftBootScript"/>).
 /// </summary>
 public static class NftChangeScript
 {
@@ -57,18 +58,13 @@ public static class NftChangeScript
         return (sb.ToString(), owners);
     }
 
-    /// <summary>The whole table for <paramref name="forwards"/>: what the boot unit loads.</summary>
+    /// <summary>The whole table for <paramref name="forwards"/>, in add lines only: what the boot unit loads.</summary>
     public static string BootFile(IEnumerable<PortForwardDefinition> forwards)
     {
         var sb = new StringBuilder(4096);
         foreach (var line in NftTableLayout.Skeleton())
         {
             sb.Append(line).Append('\n');
-        }
-
-        foreach (var (chain, _) in NftTableLayout.Chains)
-        {
-            sb.Append("flush chain ").Append(NftTableLayout.Table).Append(' ').Append(chain).Append('\n');
         }
 
         foreach (var rule in NftTableLayout.DispatchRules())

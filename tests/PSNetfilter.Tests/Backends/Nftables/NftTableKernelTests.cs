@@ -78,26 +78,6 @@ public class NftTableKernelTests
     }
 
     [RootFact]
-    public void The_boot_file_over_identical_live_forwards_changes_nothing_and_keeps_counters()
-    {
-        using var ns = new NftTestNamespace();
-        ns.Nft(Foreign);
-        var foreign = ns.ForeignRuleset();
-        var boot = NftChangeScript.BootFile(NftDefs.All());
-        ns.Nft(boot);
-
-        // Give the web forward's accept element a counter value, as traffic would.
-        var web = NftForwardRenderer.Render(NftDefs.Web).Single(p => p.Role == "fwd");
-        ns.Nft($"delete element inet psnetfilter accept4 {{ {web.Key} }}\nadd element inet psnetfilter accept4 {{ {web.Key} counter packets 7 bytes 700 comment \"psnf:v1:web:fwd\" }}\n");
-        var before = ns.ListTable();
-        ns.Nft(boot);
-        Assert.Equal(before, ns.ListTable());
-        Assert.Equal(foreign, ns.ForeignRuleset());
-        var f = NftTableReader.Read(ns.ListTableJson()).Forwards.Single(x => x.Name == "web");
-        Assert.Equal((7L, 700L), (f.Packets, f.Bytes));
-    }
-
-    [RootFact]
     public void An_incomplete_forward_names_the_missing_part()
     {
         using var ns = new NftTestNamespace();

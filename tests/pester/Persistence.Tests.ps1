@@ -129,6 +129,7 @@ Describe $PersistTitle -Skip:([bool]$PersistSkipReason) {
         if ($script:Container) { $null = Stop-PsnfpContainer $script:Container }
         if ($script:Overlay) { Remove-PsnfpOverlay $script:Overlay }
         if ($script:NftContainer) { $null = Stop-PsnfpContainer $script:NftContainer }
+        if ($script:BeContainer) { $null = Stop-PsnfpContainer $script:BeContainer }
         foreach ($o in $script:NftOverlays) { Remove-PsnfpOverlay $o }
         foreach ($unit in $script:HostFiles) { Remove-HostUnit $unit }
         foreach ($lab in $script:Labs) { Remove-PSNetfilterLab -Lab $lab -ErrorAction Continue }
@@ -478,6 +479,38 @@ Describe $PersistTitle -Skip:([bool]$PersistSkipReason) {
             @($fwd | Where-Object Persisted | ForEach-Object Name) | Should -Be @('A', 'B')
             ($fwd | Where-Object Name -EQ 'C').Persisted | Should -BeFalse
             @(Get-PortForward -NetworkNamespace $script:Src | Where-Object Persisted).Count | Should -Be 0   # another namespace
+        }
+
+        It 'moves a persisted forward to the nftables backend in one step: live, and in the unit that restores it' {
+            $gw = $script:LabR.Gateway
+            $base = $script:HostUnit -replace '\.service$', ''
+            $moved = @(Get-PortForward -NetworkNamespace $gw A | New-PortForward -Backend Nftables -Verbose 4>&1 -WarningAction SilentlyContinue)
+            ($moved | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | ForEach-Object Message) -join "`n" |
+                Should -Match ([regex]::Escape("$($script:HostUnit) now restores A into the nftables backend"))
+            $a = Get-PortForward -NetworkNamespace $gw A
+            $a.Backend | Should -Be 'nftables'
+            $a.Persisted | Should -BeTrue
+            $script = Get-Content -LiteralPath "/etc/psnetfilter/$base/apply.sh" -Raw
+            $script | Should -Match '(?m)^# psnf-backend: A nftables$'
+            $script | Should -Not -Match '(?m)^# psnf-backend: B '
+            Test-Path -LiteralPath "/etc/psnetfilter/$base/forwards.nft" | Should -BeTrue
+
+            # What the next boot does: stop, then start the set by hand. A comes back in nftables, B in iptables.
+            foreach ($action in 'stop', 'start') {
+                $r = Invoke-PsnfpProcess ip -ArgumentList @('netns', 'exec', $gw, '/bin/sh', "/etc/psnetfilter/$base/apply.sh", $action)
+                $r.ExitCode | Should -Be 0 -Because $r.Output
+            }
+            $r.Output | Should -Match 'nftables: restored A '
+            $after = @(Get-PortForward -NetworkNamespace $gw | Select-Object Name, Backend, Status | ForEach-Object { "$($_.Name) $($_.Backend) $($_.Status)" })
+            $after | Should -Be @('A nftables Complete', 'B iptables Complete', 'C iptables Complete')
+            Get-PsnfpTaggedCount -Namespace $gw -Name A | Should -Be 0 -Because 'no iptables rule of A is left'
+            Invoke-PSNetfilterLabProbe -Lab $script:LabR -Protocol Tcp -Address 203.0.113.1 -Port 8080 | Should -Be 'hello from server; you are 198.51.100.1 proto tcp port 8080'
+
+            # And back: the unit holds iptables forwards only again, so its nft file goes.
+            $null = Get-PortForward -NetworkNamespace $gw A | New-PortForward -Backend Iptables -WarningAction SilentlyContinue
+            (Get-PortForward -NetworkNamespace $gw A).Backend | Should -Be 'iptables'
+            Get-Content -LiteralPath "/etc/psnetfilter/$base/apply.sh" -Raw | Should -Not -Match 'psnf-backend:'
+            Test-Path -LiteralPath "/etc/psnetfilter/$base/forwards.nft" | Should -BeFalse
         }
 
         It 'says that it did not start the unit when systemd is not running' -Skip:(Test-Path /run/systemd/system) {
@@ -833,6 +866,115 @@ Describe $PersistTitle -Skip:([bool]$PersistSkipReason) {
                 Test-PsnfpMounted $o.Root | Should -BeFalse
             }
             $script:NftOverlays.Clear()
+        }
+    }
+
+    Context 'a real boot with forwards of the nftables backend beside nftables.service (stock flush ruleset)' {
+        BeforeAll {
+            # One unit, both backends: A (IPv4) and B (IPv6) in nftables, I in iptables.
+            $src = New-TestNamespace -Suffix besrc
+            $w = @{ NetworkNamespace = $src; WarningAction = 'SilentlyContinue' }
+            $null = New-PortForward @w -Backend Nftables -Name A -ExternalPort 8080 -InternalAddress 198.51.100.10 -SnatAddress 198.51.100.1 -Description 'web, saved in nft'
+            $null = New-PortForward @w -Backend Nftables -Name B -ExternalAddress 2001:db8:1::1 -ExternalPort 8081 -InternalAddress 2001:db8:2::10 -InternalPort 8080 -Masquerade
+            $null = New-PortForward @w -Backend Iptables -Name I -ExternalPort 8082 -InternalAddress 198.51.100.10 -InternalPort 8080 -Masquerade
+            $script:LabE = New-TestLab
+            $script:OverlayE = New-PsnfpOverlay -Rootfs (Get-PsnfpRootfs)
+            $script:NftOverlays.Add($script:OverlayE)
+            $script:SvcE = Get-PortForward -NetworkNamespace $src A, B, I | Install-PortForwardService -Root $script:OverlayE.Root -NoStart -WarningAction SilentlyContinue
+            $wants = "$($script:OverlayE.Root)/etc/systemd/system/sysinit.target.wants"
+            $null = New-Item -ItemType Directory -Force -Path $wants
+            $null = New-Item -ItemType SymbolicLink -Path "$wants/nftables.service" -Target /lib/systemd/system/nftables.service
+
+            function script:Invoke-InE([string[]]$Arguments) { Invoke-PsnfpContainer -Container $script:BeContainer -ArgumentList $Arguments }
+            function script:Get-OurTable { (Invoke-PsnfpProcess ip -ArgumentList @('netns', 'exec', $script:LabE.Gateway, 'nft', '-a', 'list', 'table', 'inet', 'psnetfilter') -Check).StdOut }
+            # The ruleset without our table and, with -NotIptables, without the tables iptables-nft keeps (where I lives).
+            function script:Get-OtherTables([switch]$NotIptables) {
+                $all = (Invoke-PsnfpProcess ip -ArgumentList @('netns', 'exec', $script:LabE.Gateway, 'nft', 'list', 'ruleset') -Check).StdOut -split "`n"
+                $skip = $false
+                $drop = @('table inet psnetfilter {') + $(if ($NotIptables) { 'table ip nat {', 'table ip filter {', 'table ip6 nat {', 'table ip6 filter {' })
+                $kept = foreach ($l in $all) {
+                    if ($drop -contains $l) { $skip = $true; continue }
+                    if ($skip) { if ($l -eq '}') { $skip = $false }; continue }
+                    $l
+                }
+                $kept -join "`n"
+            }
+            function script:Wait-ForwardsE([string[]]$Names) {
+                $deadline = [DateTime]::UtcNow.AddSeconds(30)
+                do {
+                    $fwd = @(Get-PortForward -NetworkNamespace $script:LabE.Gateway -WarningAction SilentlyContinue)
+                    if ((@($fwd | ForEach-Object Name) -join ',') -eq ($Names -join ',') -and -not ($fwd | Where-Object Status -NE 'Complete')) { return $true }
+                    Start-Sleep -Milliseconds 250
+                } while ([DateTime]::UtcNow -lt $deadline)
+                $false
+            }
+            function script:Assert-TrafficE {
+                Invoke-PSNetfilterLabProbe -Lab $script:LabE -Protocol Tcp -Address 203.0.113.1 -Port 8080 | Should -Be 'hello from server; you are 198.51.100.1 proto tcp port 8080'
+                Invoke-PSNetfilterLabProbe -Lab $script:LabE -Protocol Tcp -Address '[2001:db8:1::1]' -Port 8081 | Should -Be 'hello from server; you are 2001:db8:2::1 proto tcp port 8080'
+                Invoke-PSNetfilterLabProbe -Lab $script:LabE -Protocol Tcp -Address 203.0.113.1 -Port 8082 | Should -Be 'hello from server; you are 198.51.100.1 proto tcp port 8080'
+            }
+        }
+
+        It 'writes forwards.nft beside the script, and the unit passes systemd-analyze verify' {
+            $script:SvcE.Files | Should -Contain "$($script:OverlayE.Root)/etc/psnetfilter/psnetfilter/forwards.nft"
+            $r = Test-PsnfpUnitFile -Path /etc/systemd/system/psnetfilter.service -Root $script:OverlayE.Root
+            $r.Output | Should -BeNullOrEmpty
+            $r.ExitCode | Should -Be 0
+        }
+
+        It 'boots: nftables.service flushes the ruleset, then the unit loads forwards.nft whole and restores I in iptables; all carry traffic' {
+            $script:BeContainer = Start-PsnfpContainer -Root $script:OverlayE.Root -Namespace $script:LabE.Gateway -LogPath "$($script:OverlayE.Dir)/nspawn.log"
+            (Invoke-InE @('systemctl', 'is-active', 'nftables.service')).StdOut.Trim() | Should -Be 'active'
+            (Invoke-InE @('systemctl', 'is-active', 'psnetfilter.service')).StdOut.Trim() | Should -Be 'active'
+            Wait-ForwardsE @('A', 'B', 'I') | Should -BeTrue
+            $journal = (Invoke-InE @('journalctl', '-u', 'psnetfilter.service', '--no-pager', '-o', 'cat')).StdOut
+            $journal | Should -Match 'nftables: restored A B \(the table was not there'
+            $journal | Should -Match 'IPv4: restored I '
+            $fwd = Get-PortForward -NetworkNamespace $script:LabE.Gateway
+            @($fwd | ForEach-Object { "$($_.Name) $($_.Backend)" }) | Should -Be @('A nftables', 'B nftables', 'I iptables')
+            ($fwd | Where-Object Name -EQ 'A').Description | Should -Be 'web, saved in nft'
+            Assert-TrafficE
+        }
+
+        It 'a start, a reload and the helper over identical live forwards change nothing: handles and element counters stay' {
+            $null = Invoke-PSNetfilterLabProbe -Lab $script:LabE -Protocol Tcp -Address 203.0.113.1 -Port 8080
+            (Get-PortForward -NetworkNamespace $script:LabE.Gateway A).Packets | Should -BeGreaterThan 0 -Because 'the forward carried traffic, so a reset would show'
+            $before = Get-OurTable
+            $r = Invoke-InE @('/bin/sh', '/etc/psnetfilter/psnetfilter/apply.sh', 'start')
+            $r.ExitCode | Should -Be 0 -Because $r.Output
+            $r.Output | Should -Match 'nftables: restored A B \(live as saved and left alone: A B; 0 live parts'
+            Get-OurTable | Should -Be $before
+            (Invoke-InE @('systemctl', 'reload', 'psnetfilter.service')).ExitCode | Should -Be 0
+            Get-OurTable | Should -Be $before
+            (Invoke-InE @('systemctl', 'start', 'psnetfilter-reapply.service')).ExitCode | Should -Be 0
+            Start-Sleep -Seconds 2
+            Get-OurTable | Should -Be $before
+        }
+
+        It 'systemctl restart nftables wipes the forwards (flush ruleset) and they come back by themselves' {
+            $r = Invoke-InE @('systemctl', 'restart', 'nftables.service')
+            $r.ExitCode | Should -Be 0 -Because $r.Output
+            Wait-ForwardsE @('A', 'B', 'I') | Should -BeTrue
+            Assert-TrafficE
+        }
+
+        It 'stop removes exactly the saved forwards; a live unsaved forward and every other table stay as they were' {
+            $gw = $script:LabE.Gateway
+            $null = New-PortForward -NetworkNamespace $gw -Backend Nftables -Name U -ExternalPort 8083 -InternalAddress 198.51.100.10 -InternalPort 8080 -NoSnat -WarningAction SilentlyContinue
+            $others = Get-OtherTables -NotIptables
+            $r = Invoke-InE @('systemctl', 'stop', 'psnetfilter.service')
+            $r.ExitCode | Should -Be 0 -Because $r.Output
+            @(Get-PortForward -NetworkNamespace $gw | ForEach-Object Name) | Should -Be @('U')
+            (Get-PortForward -NetworkNamespace $gw U).Status | Should -Be 'Complete'
+            # nftables.service's table stays byte for byte; iptables loses I's rules (the iptables suites check those tables).
+            Get-OtherTables -NotIptables | Should -Be $others
+            $others | Should -Match 'table inet filter'
+            Get-PsnfpTaggedCount -Namespace $gw -Name I | Should -Be 0
+        }
+
+        It 'cleans up: container stopped' {
+            Stop-PsnfpContainer $script:BeContainer | Should -BeTrue
+            $script:BeContainer = $null
         }
     }
 }

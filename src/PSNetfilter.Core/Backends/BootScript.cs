@@ -62,6 +62,11 @@ public static partial class BootScript
             Line($"# {BootSetReader.BackendKey} {f.Name} {set.BackendOf(f)}");
         }
 
+        foreach (var f in set.Forwards)
+        {
+            Line($"# {BootSetReader.DefinitionKey} {Engine.IntentRecord.ToHeaderLine(f)}");
+        }
+
         Line(string.Empty);
         Line("set -u -f");
         Line("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");

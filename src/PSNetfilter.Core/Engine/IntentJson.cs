@@ -7,3 +7,10 @@ namespace PSNetfilter.Core.Engine;
 internal sealed partial class IntentJson : JsonSerializerContext
 {
 }
+
+/// <summary>One definition on one line (boot-set headers).</summary>
+[JsonSourceGenerationOptions(WriteIndented = false, UseStringEnumConverter = true)]
+[JsonSerializable(typeof(IntentRecord.Entry))]
+internal sealed partial class DefinitionLineJson : JsonSerializerContext
+{
+}

@@ -85,6 +85,26 @@ public static class IntentRecord
         AtomicFile.Write(path, JsonSerializer.SerializeToUtf8Bytes(doc, IntentJson.Default.Document), AtomicFile.Mode0644);
     }
 
+    /// <summary>
+    /// One definition as one line of base64 of its JSON, as a boot set's header keeps it: no free text of a
+    /// description reaches the script, not even in a comment.
+    /// </summary>
+    public static string ToHeaderLine(PortForwardDefinition definition) =>
+        Convert.ToBase64String(JsonSerializer.SerializeToUtf8Bytes(Entry.From(definition), DefinitionLineJson.Default.Entry));
+
+    /// <summary>The definition of <see cref="ToHeaderLine"/>, validated again; null when the text is not one.</summary>
+    public static PortForwardDefinition? FromHeaderLine(string json)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(Convert.FromBase64String(json), DefinitionLineJson.Default.Entry)?.ToDefinition();
+        }
+        catch (Exception ex) when (ex is JsonException or NetfilterException or FormatException)
+        {
+            return null;
+        }
+    }
+
     internal sealed class Document
     {
         public int Version { get; set; }

@@ -5,4 +5,7 @@ public sealed record BootSetInfo(int Version, string UnitName, string? NetworkNa
 {
     /// <summary>The backend each saved forward is restored into, by name.</summary>
     public IReadOnlyDictionary<string, string> Backends { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>The saved definitions by name (sets written before they were kept have none).</summary>
+    public IReadOnlyDictionary<string, PortForwardDefinition> Definitions { get; init; } = new Dictionary<string, PortForwardDefinition>();
 }

@@ -14,6 +14,9 @@ public static class BootSetReader
     /// <summary><c># psnf-backend: NAME BACKEND</c>, for a forward restored into another backend than the default.</summary>
     public const string BackendKey = "psnf-backend:";
 
+    /// <summary><c># psnf-definition: JSON</c>: a saved forward in full, so that the set can be written again (a migration).</summary>
+    public const string DefinitionKey = "psnf-definition:";
+
     /// <summary>Parses a script's header; null when it is not a boot set this version can read.</summary>
     public static BootSetInfo? Parse(string text, string scriptPath = "")
     {
@@ -24,6 +27,7 @@ public static class BootSetReader
         var nsSeen = false;
         var names = new List<string>();
         var backends = new Dictionary<string, string>(PortForwardNames.Comparer);
+        var definitions = new Dictionary<string, PortForwardDefinition>(PortForwardNames.Comparer);
         foreach (var raw in text.Split('\n'))
         {
             if (!raw.StartsWith('#'))
@@ -59,6 +63,10 @@ public static class BootSetReader
             {
                 backends[forward] = backend;
             }
+            else if (Value(line, DefinitionKey) is { } json && Engine.IntentRecord.FromHeaderLine(json) is { } definition)
+            {
+                definitions[definition.Name] = definition;
+            }
         }
 
         if (version != BootSet.FormatVersion || unit is null || !ServiceNames.IsValid(unit) || !nsSeen)
@@ -69,6 +77,7 @@ public static class BootSetReader
         return new BootSetInfo(version.Value, unit, ns, names, scriptPath)
         {
             Backends = names.ToDictionary(n => n, n => backends.GetValueOrDefault(n, Backends.BackendCatalog.Default), PortForwardNames.Comparer),
+            Definitions = definitions,
         };
     }
 

@@ -220,6 +220,53 @@ public sealed class PortForwardServiceManager
         return true;
     }
 
+    /// <summary>
+    /// The migration step of a move between backends: every unit installed in / for <paramref name="networkNamespace"/>
+    /// that restores one of <paramref name="live"/> into another backend than the one holding it now is written again
+    /// with that forward in its new backend (its saved definition unchanged; the other forwards as they were), so the
+    /// next boot restores it where it lives. The unit file stays as it is, and the unit is not restarted: the live
+    /// forwards are already where the set now says. A unit written before sets kept their definitions is not
+    /// changed, with a warning saying to install it again.
+    /// </summary>
+    /// <returns>The units written again, with the names moved in each.</returns>
+    /// <exception cref="NetfilterException">RootNotWritable.</exception>
+    public IReadOnlyList<(string UnitName, IReadOnlyList<string> Moved)> FollowBackends(string? networkNamespace, IReadOnlyCollection<PortForward> live)
+    {
+        ArgumentNullException.ThrowIfNull(live);
+        var result = new List<(string, IReadOnlyList<string>)>();
+        var now = live.Where(f => f.Backend is not null).GroupBy(f => f.Name, PortForwardNames.Comparer).ToDictionary(g => g.Key, g => g.Last().Backend!, PortForwardNames.Comparer);
+        if (now.Count == 0)
+        {
+            return result;
+        }
+
+        foreach (var unit in BootSetReader.FindInstalled("/").Where(u => string.Equals(u.NetworkNamespace, networkNamespace, StringComparison.Ordinal)))
+        {
+            var moved = unit.ForwardNames.Where(n => now.TryGetValue(n, out var b) && b != unit.Backends.GetValueOrDefault(n, Backends.BackendCatalog.Default)).ToList();
+            if (moved.Count == 0)
+            {
+                continue;
+            }
+
+            if (unit.ForwardNames.Any(n => !unit.Definitions.ContainsKey(n)))
+            {
+                _observer.Warning($"{unit.UnitName} restores {string.Join(", ", moved)} into the {unit.Backends[moved[0]]} backend, but it was written by an earlier version that did not keep the saved definitions, so it was not changed. Install it again (Get-PortForward | Install-PortForwardService -Name {unit.UnitName}).");
+                continue;
+            }
+
+            var set = new BootSet(
+                unit.UnitName,
+                unit.NetworkNamespace,
+                unit.ForwardNames.Select(n => (unit.Definitions[n], moved.Contains(n, PortForwardNames.Comparer) ? now[n] : unit.Backends[n])));
+            var plan = ServiceInstaller.Plan(set, "/");
+            ServiceInstaller.Apply(plan);
+            _observer.Verbose($"{unit.UnitName} now restores {string.Join(", ", moved.Select(n => $"{n} into the {now[n]} backend"))}: wrote {plan.Describe()}.");
+            result.Add((unit.UnitName, moved));
+        }
+
+        return result;
+    }
+
     /// <summary>Installing into / while systemd runs: a unit it loaded from another file than the module's is refused.</summary>
     private async Task EnsureNotForeignInSystemdAsync(ServicePaths paths, bool uninstall, CancellationToken ct)
     {

@@ -176,6 +176,13 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
 
                 // The same ForeignTableDrop check as Test-PortForward: never silent when another table drops the traffic.
                 var forwards = results.Select(r => r.Forward).ToList();
+
+                // A persisted forward that moved to another backend moves in the units that persist it too.
+                if (results.Any(r => r.Kind == ChangeKind.Replaced))
+                {
+                    CreateServiceManager().FollowBackends(forwards[0].NetworkNamespace, results.Where(r => r.Kind == ChangeKind.Replaced).Select(r => r.Forward).ToList());
+                }
+
                 foreach (var finding in Run(ct => manager.CheckForeignTablesAsync(forwards, AcceptInOtherTables, ct)))
                 {
                     WriteWarning($"{finding.Forward}: {finding.What} {finding.Why} Fix: {finding.Fix}");

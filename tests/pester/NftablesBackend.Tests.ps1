@@ -145,7 +145,7 @@ Describe $Title -Skip:([bool]$SkipReason) {
             $nft.Count | Should -Be 1
             $lines = @(Get-Content -LiteralPath $nft[0] | Where-Object { $_ -and $_ -notlike '#*' })
             $lines | Should -Not -BeNullOrEmpty
-            $lines | ForEach-Object { $_ | Should -Match '^add \w+ inet psnetfilter ' }
+            $lines | ForEach-Object { $_ | Should -Match '^add \w+ inet psnetfilter( |$)' }
             $lines -match 'psnf:v1:web:' | Should -Not -BeNullOrEmpty
             $lines -match 'psnf:v1:dns:' | Should -BeNullOrEmpty -Because 'only the piped forward is saved'
             Get-Content -LiteralPath $svc.ScriptPath -Raw | Should -Match '(?m)^# psnf-backend: web nftables$'

@@ -22,10 +22,16 @@ public abstract class NftRunner
 
     /// <summary>
     /// The in-process runner when libnftables is available (<see cref="Libnftables.IsAvailable"/>, checked once
-    /// per process), otherwise the nft executable through <paramref name="host"/>'s process funnel.
+    /// per process), otherwise the nft executable through <paramref name="host"/>'s process funnel. The environment
+    /// variable <c>PSNETFILTER_NFT_RUNNER=process</c> chooses the executable (the first nft on PATH) even where the
+    /// library loads: to use another nft than the library's, or to compare the two.
     /// </summary>
     public static NftRunner For(NetfilterHost host, Action<string>? log = null) =>
-        Libnftables.IsAvailable ? new InProcessNftRunner(host.NetworkNamespace, log) : new ProcessNftRunner(host);
+        Libnftables.IsAvailable && !ProcessRequested ? new InProcessNftRunner(host.NetworkNamespace, log) : new ProcessNftRunner(host);
+
+    /// <summary>PSNETFILTER_NFT_RUNNER=process.</summary>
+    public static bool ProcessRequested =>
+        string.Equals(Environment.GetEnvironmentVariable("PSNETFILTER_NFT_RUNNER"), "process", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Runs <paramref name="script"/> as one transaction: applied whole, or nothing of it when nft refuses a line.</summary>
     public abstract Task<NftRunResult> RunAsync(string script, CancellationToken ct);

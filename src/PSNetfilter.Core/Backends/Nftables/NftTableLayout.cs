@@ -45,8 +45,11 @@ namespace PSNetfilter.Core.Backends.Nftables;
 /// carry <c>psnf:v1:@WHAT</c> ('@' is not allowed in a forward's name).
 /// </para>
 /// <para>
-/// Checked with nft 1.0.6 (bookworm). Known to differ on 1.1.x: <c>nft -j</c> may print an element as
-/// <c>{"elem": {"val": ...}}</c> or bare; both are read. 1.1.x accepts the same input text.
+/// Checked with nft 1.0.6 (bookworm) and 1.1.3 (trixie: tests/pester/NftVersions.Tests.ps1 runs the backend's suites
+/// and a boot set with it). Known to differ on 1.1.x: <c>nft -j</c> may print an element as
+/// <c>{"elem": {"val": ...}}</c> or bare, both are read; the output chain's priority -100 is printed as
+/// <c>dstnat</c>. 1.1.x accepts the same input text. nft 1.0.6 can crash listing a table that 1.1.3 wrote: use one
+/// nft per namespace.
 /// </para>
 /// </summary>
 public static class NftTableLayout

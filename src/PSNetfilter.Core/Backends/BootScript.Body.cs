@@ -16,7 +16,7 @@ psnf_err() { echo "psnetfilter: $*" >&2; }
 # of a namespace that no longer exists may be removed (under its flock) while this waits for it: the flock is
 # then on a file no longer at the path, so it is taken again on the file that is there now.
 psnf_lock() {
-    mkdir -p "${PSNF_LOCK%/*}" 2>/dev/null
+    [ -d "${PSNF_LOCK%/*}" ] || mkdir -p "${PSNF_LOCK%/*}" 2>/dev/null
     command -v flock >/dev/null 2>&1 || return 0
     psnf_i=0
     while [ "$psnf_i" -lt 10 ] && (: >>"$PSNF_LOCK") 2>/dev/null; do
@@ -33,11 +33,19 @@ psnf_lock() {
 }
 
 # psnf_forwarding KEY: sets the sysctl to 1 (never back to 0: other programs may rely on it).
+# Written to /proc/sys as sysctl does (no process at boot); sysctl itself where that file cannot be written.
 psnf_forwarding() {
-    if command -v sysctl >/dev/null 2>&1; then
-        sysctl -q -w "$1=1" && return 0
-    else
-        echo 1 2>/dev/null >"/proc/sys/$(echo "$1" | tr . /)" && return 0
+    psnf_p=/proc/sys psnf_ifs=$IFS
+    IFS=.
+    for psnf_part in $1; do
+        psnf_p="$psnf_p/$psnf_part"
+    done
+    IFS=$psnf_ifs
+    if [ -w "$psnf_p" ] && { echo 1 >"$psnf_p"; } 2>/dev/null; then
+        return 0
+    fi
+    if command -v sysctl >/dev/null 2>&1 && sysctl -q -w "$1=1"; then
+        return 0
     fi
     psnf_err "could not set $1=1: forwarded packets will not be routed"
     return 1

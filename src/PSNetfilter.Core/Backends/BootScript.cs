@@ -62,10 +62,6 @@ public static partial class BootScript
             Line($"# {BootSetReader.BackendKey} {f.Name} {set.BackendOf(f)}");
         }
 
-        foreach (var f in set.Forwards)
-        {
-            Line($"# {BootSetReader.DefinitionKey} {Engine.IntentRecord.ToHeaderLine(f)}");
-        }
 
         Line(string.Empty);
         Line("set -u -f");
@@ -80,6 +76,15 @@ public static partial class BootScript
         sb.Append(RestoreScriptGenerator.Section(set));
         sb.Append(NftBootScript.Section(set.ForBackend(BackendCatalog.Nftables), paths.NftFile));
         sb.Append(Body);
+
+        // After the last command, so that the shell never reads them: the saved definitions (BootSetReader.ReadDefinitions).
+        Line("exit $?");
+        Line("# The saved definitions, for writing the set again (a move between backends): base64 of their JSON.");
+        foreach (var f in set.Forwards)
+        {
+            Line($"# {BootSetReader.DefinitionKey} {Engine.IntentRecord.ToHeaderLine(f)}");
+        }
+
         return Ascii(sb.ToString());
     }
 

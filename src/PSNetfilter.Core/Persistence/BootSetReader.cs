@@ -28,7 +28,8 @@ public static class BootSetReader
         var names = new List<string>();
         var backends = new Dictionary<string, string>(PortForwardNames.Comparer);
         var definitions = new Dictionary<string, PortForwardDefinition>(PortForwardNames.Comparer);
-        foreach (var raw in text.Split('\n'))
+        var lines = text.Split('\n');
+        foreach (var raw in lines)
         {
             if (!raw.StartsWith('#'))
             {
@@ -63,15 +64,22 @@ public static class BootSetReader
             {
                 backends[forward] = backend;
             }
-            else if (Value(line, DefinitionKey) is { } json && Engine.IntentRecord.FromHeaderLine(json) is { } definition)
-            {
-                definitions[definition.Name] = definition;
-            }
+
         }
 
         if (version != BootSet.FormatVersion || unit is null || !ServiceNames.IsValid(unit) || !nsSeen)
         {
             return null;
+        }
+
+        // The definitions follow the script's last command (a header of thousands of them would be read by every
+        // Get-PortForward that asks which forwards are persisted).
+        foreach (var raw in lines)
+        {
+            if (raw.StartsWith("# " + DefinitionKey, StringComparison.Ordinal) && Engine.IntentRecord.FromHeaderLine(raw[(DefinitionKey.Length + 2)..].Trim()) is { } definition)
+            {
+                definitions[definition.Name] = definition;
+            }
         }
 
         return new BootSetInfo(version.Value, unit, ns, names, scriptPath)

@@ -240,8 +240,10 @@ public sealed class PortForwardServiceManager
             return result;
         }
 
-        foreach (var unit in BootSetReader.FindInstalled("/").Where(u => string.Equals(u.NetworkNamespace, networkNamespace, StringComparison.Ordinal)))
+        foreach (var head in BootSetReader.FindInstalled("/").Where(u => string.Equals(u.NetworkNamespace, networkNamespace, StringComparison.Ordinal)))
         {
+            // FindInstalled reads the headers; the definitions are at the end of the script.
+            var unit = BootSetReader.Parse(File.ReadAllText(head.ScriptPath), head.ScriptPath) ?? head;
             var moved = unit.ForwardNames.Where(n => now.TryGetValue(n, out var b) && b != unit.Backends.GetValueOrDefault(n, Backends.BackendCatalog.Default)).ToList();
             if (moved.Count == 0)
             {

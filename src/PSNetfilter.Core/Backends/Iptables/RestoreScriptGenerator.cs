@@ -74,7 +74,9 @@ public static partial class RestoreScriptGenerator
         Line("# True when the rule (an iptables-save line) is tagged with a saved forward's name.");
         Line("psnf_saved() {");
         Line("    case $1 in");
-        foreach (var f in set.Forwards)
+        // Every saved name while the set has iptables forwards (a live iptables copy of a forward saved for another
+        // backend goes with the family's rules); none without, as the section then runs nothing.
+        foreach (var f in forwards.Count > 0 ? set.Forwards : Array.Empty<PortForwardDefinition>())
         {
             // The name ignoring case (PortForwardNames): a live 'Web' is the saved 'web', replaced or removed by it.
             var tag = ForwardTag.TagPrefix + PortForwardNames.ShellGlob(f.Name) + ":";

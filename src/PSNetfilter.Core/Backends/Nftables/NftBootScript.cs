@@ -55,38 +55,24 @@ public static class NftBootScript
         }
 
         Line(Iptables.RestoreScriptGenerator.Assign("PSNF_NFT_SYSCTL", string.Join(' ', sysctls)));
-        Line("# True when the element or rule (nft list output) is tagged with a saved forward's name, ignoring case.");
-        Line("psnf_nft_saved() {");
-        Line("    case $1 in");
-        foreach (var f in forwards)
-        {
-            Line($"        *'comment \"'{ForwardTag.TagPrefix}{PortForwardNames.ShellGlob(f.Name)}:*) return 0 ;;");
-        }
-
-        Line("    esac");
-        Line("    return 1");
-        Line("}");
+        Line("# The same names in lower case: names compare ignoring case (a live 'WEB' is the saved 'web').");
+        Line(Iptables.RestoreScriptGenerator.Assign("PSNF_NFT_LOWER", string.Join(' ', forwards.Select(d => d.Name.ToLowerInvariant()))));
         sb.Append(Body);
         return sb.ToString();
     }
 
     private const string Body = """
 
-# psnf_nft_name LINE: sets psnf_n to the forward name in the comment tag of LINE.
-psnf_nft_name() {
-    psnf_n=${1#*comment \"psnf:v1:}
-    psnf_n=${psnf_n%%:*}
-}
-
-# psnf_nft_read TEXT: reads `nft [-a] list table inet psnetfilter` and sets
-#   psnf_nitems  "NAME WHERE ITEM" lines: each element and rule of a saved name as nft prints it (WHERE: its set,
-#                map or chain; element counters and rule handles cut off, so that two loads compare)
-#   psnf_ndels   "NAME COMMAND" lines: the command that deletes it (an element by key, a rule by handle)
-#   psnf_ndisp   " TAG ... ": the fixed dispatch rules present (the comment after psnf:v1:@)
-# nft prints each commented element on a line of its own; read strips the indentation.
+# psnf_nft_read TEXT: reads `nft [-a] list table inet psnetfilter` and prints, for each element and rule of a saved
+# name (the name in its comment tag, compared in lower case with PSNF_NFT_LOWER):
+#   I NAME WHERE ITEM   the part as nft prints it (WHERE: its set, map or chain; element counters and rule handles
+#                       cut off, so that two loads compare)
+#   D NAME COMMAND      the command that deletes it (an element by key, a rule by handle)
+# and for each fixed dispatch rule present: P TAG. NAME is in lower case. nft prints each commented element on a
+# line of its own; read strips the indentation. One pass, output collected once: linear in the table.
 psnf_nft_read() {
-    psnf_nitems='' psnf_ndels='' psnf_ndisp=' ' psnf_in='' psnf_kind=''
-    while read -r psnf_l; do
+    psnf_in='' psnf_kind=''
+    while read -r psnf_l <&3 && read -r psnf_lc <&4; do
         case $psnf_l in
             'map '* | 'set '*)
                 psnf_in=${psnf_l#* } psnf_in=${psnf_in%% *} psnf_kind=element
@@ -98,17 +84,18 @@ psnf_nft_read() {
                 ;;
             *'comment "psnf:v1:@'*)
                 psnf_t=${psnf_l#*comment \"psnf:v1:@} psnf_t=${psnf_t%%\"*}
-                psnf_ndisp="$psnf_ndisp$psnf_t "
+                printf 'P %s\n' "$psnf_t"
                 continue
                 ;;
+            *'comment "psnf:v1:'*) [ -n "$psnf_kind" ] || continue ;;
+            *) continue ;;
         esac
-        [ -n "$psnf_kind" ] && psnf_nft_saved "$psnf_l" || continue
-        psnf_nft_name "$psnf_l"
+        psnf_n=${psnf_lc#*comment \"psnf:v1:} psnf_n=${psnf_n%%:*}
+        case " $PSNF_NFT_LOWER " in *" $psnf_n "*) ;; *) continue ;; esac
         if [ "$psnf_kind" = rule ]; then
             psnf_h=${psnf_l##*\# handle }
             psnf_l=${psnf_l% \# handle *}
-            psnf_nitems="$psnf_nitems$psnf_n $psnf_in $psnf_l$psnf_nl"
-            psnf_ndels="$psnf_ndels$psnf_n delete rule inet psnetfilter $psnf_in handle $psnf_h$psnf_nl"
+            printf 'I %s %s %s\nD %s delete rule inet psnetfilter %s handle %s\n' "$psnf_n" "$psnf_in" "$psnf_l" "$psnf_n" "$psnf_in" "$psnf_h"
         else
             psnf_l=${psnf_l#elements = \{ }
             psnf_l=${psnf_l%,}
@@ -116,48 +103,44 @@ psnf_nft_read() {
             psnf_k=${psnf_l%% comment \"*}
             psnf_r=${psnf_l#"$psnf_k"}
             psnf_k=${psnf_k% counter packets * bytes *}
-            psnf_nitems="$psnf_nitems$psnf_n $psnf_in $psnf_k$psnf_r$psnf_nl"
-            psnf_ndels="$psnf_ndels$psnf_n delete element inet psnetfilter $psnf_in { $psnf_k }$psnf_nl"
+            printf 'I %s %s %s%s\nD %s delete element inet psnetfilter %s { %s }\n' "$psnf_n" "$psnf_in" "$psnf_k" "$psnf_r" "$psnf_n" "$psnf_in" "$psnf_k"
         fi
-    done <<PSNF_NFT
+    done 3<<PSNF_NFT 4<<PSNF_NFTLC
 $1
 PSNF_NFT
+$(printf '%s\n' "$1" | tr 'A-Z' 'a-z')
+PSNF_NFTLC
+}
+
+# psnf_nft_pick PREFIX: the lines of psnf_read that start with "PREFIX ", without it.
+psnf_nft_pick() {
+    printf '%s\n' "$psnf_read" | sed -n "s/^$1 //p"
 }
 
 # psnf_nft_diff: sets psnf_diff to " NAME ... ", the names whose live parts (psnf_live) are not exactly the saved
 # ones as nft prints them (learned by loading the file into a throwaway namespace): a part missing, changed or one
-# too many. Without unshare, sort or uniq every saved and live name is replaced.
+# too many. Without unshare every saved and live name is replaced.
 psnf_nft_diff() {
-    psnf_diff=" $PSNF_NFT_NAMES "
-    for psnf_n in $psnf_livenames; do
-        psnf_diff="$psnf_diff$psnf_n "
-    done
-    command -v unshare >/dev/null 2>&1 && command -v sort >/dev/null 2>&1 && command -v uniq >/dev/null 2>&1 || return 1
+    psnf_diff=" $PSNF_NFT_LOWER $psnf_livenames "
+    command -v unshare >/dev/null 2>&1 || return 1
     psnf_d=$(unshare -n /bin/sh -c 'nft -f "$1" >/dev/null && nft list table inet psnetfilter' psnf-probe "$PSNF_NFT_FILE") || return 1
-    psnf_nft_read "$psnf_d"
+    psnf_read=$(psnf_nft_read "$psnf_d")
     psnf_d=$({
-        printf '%s' "$psnf_nitems" | sort | uniq -c
-        printf '%s' "$psnf_live" | sort | uniq -c
-    } | sort | uniq -u) || return 1
-    psnf_diff=' '
-    while read -r psnf_c psnf_n psnf_r; do
-        [ -n "$psnf_n" ] || continue
-        case $psnf_diff in *" $psnf_n "*) ;; *) psnf_diff="$psnf_diff$psnf_n " ;; esac
-    done <<PSNF_DIFF
-$psnf_d
-PSNF_DIFF
+        psnf_nft_pick I | sort | uniq -c
+        printf '%s\n' "$psnf_live" | sort | uniq -c
+    } | sort | uniq -u | while read -r psnf_c psnf_n psnf_r; do printf '%s\n' "$psnf_n"; done | sort -u) || return 1
+    psnf_diff=" $(printf '%s' "$psnf_d" | tr '\n' ' ') "
 }
 
 # psnf_nft_lines: the transaction of a start over an existing table: the deletes of the names in psnf_diff, then
 # the file's skeleton, the dispatch rules that are missing and the lines of the names in psnf_diff.
 psnf_nft_lines() {
     while read -r psnf_n psnf_c; do
-        [ -n "$psnf_n" ] || continue
         case $psnf_diff in *" $psnf_n "*) printf '%s\n' "$psnf_c" ;; esac
     done <<PSNF_DELS
 $psnf_dels
 PSNF_DELS
-    while IFS= read -r psnf_l; do
+    while IFS= read -r psnf_l <&3 && IFS= read -r psnf_lc <&4; do
         case $psnf_l in
             '' | '#'*) continue ;;
             *'comment "psnf:v1:@'*)
@@ -165,12 +148,34 @@ PSNF_DELS
                 case $psnf_disp in *" $psnf_t "*) continue ;; esac
                 ;;
             *'comment "psnf:v1:'*)
-                psnf_nft_name "$psnf_l"
+                psnf_n=${psnf_lc#*comment \"psnf:v1:} psnf_n=${psnf_n%%:*}
                 case $psnf_diff in *" $psnf_n "*) ;; *) continue ;; esac
                 ;;
         esac
         printf '%s\n' "$psnf_l"
+    done 3<"$PSNF_NFT_FILE" 4<<PSNF_LC
+$(tr 'A-Z' 'a-z' <"$PSNF_NFT_FILE")
+PSNF_LC
+}
+
+# psnf_nft_disp_missing: true when a dispatch rule of the file (they come before the forwards) is not live.
+psnf_nft_disp_missing() {
+    while IFS= read -r psnf_l; do
+        case $psnf_l in
+            'add rule '*'comment "psnf:v1:@'*)
+                psnf_t=${psnf_l#*comment \"psnf:v1:@} psnf_t=${psnf_t%%\"*}
+                case $psnf_disp in *" $psnf_t "*) ;; *) return 0 ;; esac
+                ;;
+            *'comment "psnf:v1:'*) return 1 ;;
+        esac
     done <"$PSNF_NFT_FILE"
+    return 1
+}
+
+psnf_nft_forwarding() {
+    for psnf_s in $PSNF_NFT_SYSCTL; do
+        psnf_forwarding "$psnf_s" || return 1
+    done
 }
 
 # psnf_nft start|stop: the nftables part of the set, when it has one.
@@ -185,6 +190,7 @@ psnf_nft() {
             psnf_log "nftables: table inet psnetfilter does not exist, so none of $PSNF_NFT_NAMES is live"
             return 0
         fi
+        # A boot, or after a flush ruleset: the file is the whole table.
         if ! nft -f "$PSNF_NFT_FILE"; then
             psnf_err "nft -f $PSNF_NFT_FILE failed: nothing of it was applied (one transaction)"
             return 1
@@ -193,40 +199,38 @@ psnf_nft() {
         psnf_nft_forwarding
         return
     fi
-    psnf_nft_read "$psnf_d"
-    psnf_live=$psnf_nitems psnf_dels=$psnf_ndels psnf_disp=$psnf_ndisp psnf_livenames=''
-    while read -r psnf_n psnf_r; do
-        [ -n "$psnf_n" ] || continue
-        case " $psnf_livenames " in *" $psnf_n "*) ;; *) psnf_livenames="$psnf_livenames $psnf_n" ;; esac
-    done <<PSNF_LIVE
-$psnf_live
-PSNF_LIVE
-    psnf_count=0
+    psnf_read=$(psnf_nft_read "$psnf_d")
+    psnf_live=$(psnf_nft_pick I)
+    psnf_dels=$(psnf_nft_pick D)
+    psnf_disp=" $(psnf_nft_pick P | tr '\n' ' ') "
+    psnf_livenames=$(printf '%s\n' "$psnf_live" | while read -r psnf_n psnf_r; do [ -z "$psnf_n" ] || printf '%s\n' "$psnf_n"; done | sort -u | tr '\n' ' ')
     if [ "$1" = stop ]; then
         psnf_diff=" $psnf_livenames "
     elif [ -z "$psnf_live" ]; then
-        psnf_diff=" $PSNF_NFT_NAMES "
+        psnf_diff=" $PSNF_NFT_LOWER "
     elif ! psnf_nft_diff; then
-        psnf_err "could not learn how nft prints the saved forwards (unshare -n, sort, uniq): their live parts are replaced"
+        psnf_err "could not learn how nft prints the saved forwards (unshare -n): their live parts are replaced"
     fi
+    psnf_count=0
     while read -r psnf_n psnf_r; do
         case $psnf_diff in *" $psnf_n "*) psnf_count=$((psnf_count + 1)) ;; esac
     done <<PSNF_DELS
 $psnf_dels
 PSNF_DELS
     psnf_kept=''
-    for psnf_n in $PSNF_NFT_NAMES; do
+    for psnf_n in $PSNF_NFT_LOWER; do
         case $psnf_diff in *" $psnf_n "*) ;; *) psnf_kept="$psnf_kept${psnf_kept:+ }$psnf_n" ;; esac
     done
     if [ "$1" = stop ]; then
-        if [ "$psnf_count" -gt 0 ] && ! psnf_nft_lines_stop | nft -f -; then
+        if [ "$psnf_count" -gt 0 ] && ! printf '%s\n' "$psnf_dels" | while read -r psnf_n psnf_c; do printf '%s\n' "$psnf_c"; done | nft -f -; then
             psnf_err "nft -f failed: no part of the forwards was removed (one transaction)"
             return 1
         fi
         psnf_log "nftables: removed $psnf_count parts of $PSNF_NFT_NAMES"
         return 0
     fi
-    if [ -n "${psnf_diff# }" ] || psnf_nft_disp_missing; then
+    case $psnf_diff in *[!\ ]*) psnf_work=1 ;; *) psnf_work='' ;; esac
+    if [ -n "$psnf_work" ] || psnf_nft_disp_missing; then
         if ! psnf_nft_lines | nft -f -; then
             psnf_err "nft -f failed: nothing of it was applied (one transaction)"
             return 1
@@ -234,33 +238,6 @@ PSNF_DELS
     fi
     psnf_log "nftables: restored $PSNF_NFT_NAMES (live as saved and left alone: ${psnf_kept:-none}; $psnf_count live parts of them replaced)"
     psnf_nft_forwarding
-}
-
-psnf_nft_lines_stop() {
-    while read -r psnf_n psnf_c; do
-        [ -n "$psnf_n" ] && printf '%s\n' "$psnf_c"
-    done <<PSNF_DELS
-$psnf_dels
-PSNF_DELS
-}
-
-# psnf_nft_disp_missing: true when a dispatch rule of the file is not live (psnf_disp).
-psnf_nft_disp_missing() {
-    while IFS= read -r psnf_l; do
-        case $psnf_l in
-            'add rule '*'comment "psnf:v1:@'*)
-                psnf_t=${psnf_l#*comment \"psnf:v1:@} psnf_t=${psnf_t%%\"*}
-                case $psnf_disp in *" $psnf_t "*) ;; *) return 0 ;; esac
-                ;;
-        esac
-    done <"$PSNF_NFT_FILE"
-    return 1
-}
-
-psnf_nft_forwarding() {
-    for psnf_s in $PSNF_NFT_SYSCTL; do
-        psnf_forwarding "$psnf_s" || return 1
-    done
 }
 
 """;

@@ -80,6 +80,22 @@ public sealed class NftBootScriptTests : IDisposable
         Assert.Single(BootScript.Files(new BootSet("psnetfilter.service", null, new[] { NftDefs.Web })));
     }
 
+    [Fact]
+    public void The_script_keeps_each_saved_definition_after_its_last_command()
+    {
+        var all = NftDefs.All();
+        var text = BootScript.Generate(NftSet(all.ToArray()));
+        var info = BootSetReader.Parse(text)!;
+        Assert.Equal(all.OrderBy(d => d.Name, StringComparer.Ordinal), info.Definitions.Values.OrderBy(d => d.Name, StringComparer.Ordinal));
+        var exit = text.IndexOf("\nexit $?\n", StringComparison.Ordinal);
+        Assert.True(exit > 0 && exit < text.IndexOf("# psnf-definition:", StringComparison.Ordinal));
+
+        // The header alone (what Get-PortForward reads for Persisted) carries names, not definitions.
+        var head = string.Concat(text.Split('\n').TakeWhile(l => l.StartsWith('#')).Select(l => l + "\n"));
+        Assert.Empty(BootSetReader.Parse(head)!.Definitions);
+        Assert.Equal(all.Count, BootSetReader.Parse(head)!.ForwardNames.Count);
+    }
+
     [RootFact]
     public void Start_on_an_empty_namespace_loads_every_saved_forward_and_touches_no_other_table()
     {

@@ -25,37 +25,16 @@ public sealed class NftBootScriptTests : IDisposable
 
         """;
 
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "psnfT-boot-" + NftTestNamespace.RandomHex());
+    private readonly BootSetFolder _folder = new();
 
-    public NftBootScriptTests() => Directory.CreateDirectory(_dir);
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _folder.Dispose();
 
     private static PortForwardDefinition Other => PortForwardDefinition.Create("other", Protocol.Tcp, NftDefs.Ip("203.0.113.1"), 5000, NftDefs.Ip("198.51.100.20"), 5000, SnatMode.Masquerade, null, null,
         new ForwardExtras(SourceAddresses: new[] { NftDefs.Net("192.0.2.0/24") }));
 
-    /// <summary>Writes the set's files into the test folder and returns the script's path.</summary>
-    private string Install(BootSet set)
-    {
-        var paths = new ServicePaths("/", set.UnitName);
-        string script = string.Empty;
-        foreach (var (path, text) in BootScript.Files(set))
-        {
-            var local = Path.Combine(_dir, Path.GetFileName(path));
-            var content = text.Replace($"PSNF_NFT_FILE='{paths.NftFile}'", $"PSNF_NFT_FILE='{Path.Combine(_dir, ServicePaths.NftFileName)}'", StringComparison.Ordinal);
-            File.WriteAllText(local, content);
-            if (path == paths.ScriptFile)
-            {
-                Assert.NotEqual(text, content); // the assignment was there to be pointed at the copy
-                script = local;
-            }
-        }
+    private string Install(BootSet set) => _folder.Write(set);
 
-        return script;
-    }
-
-    private static BootSet NftSet(params PortForwardDefinition[] forwards) =>
-        new("psnetfilter-test.service", null, forwards.Select(f => (f, BackendCatalog.Nftables)));
+    private static BootSet NftSet(params PortForwardDefinition[] forwards) => BootSetFolder.Nft(forwards);
 
     private static string Run(NftTestNamespace ns, string script, string action) => ns.Exec("sh", script, action);
 

@@ -52,9 +52,13 @@ public sealed class NftTrafficTests
         Assert.True(web.Packets >= 3, $"the accept element counts the forwarded packets ({web.Packets})");
         Assert.Equal(0, state.Forwards.Single(f => f.Name == "refused").Packets);
 
-        // The boot file over the same live forwards: same table, same counters, connections still pass.
+        // The boot set started over the same live forwards: same table, same counters, connections still pass.
         var before = gateway.ListTable();
-        gateway.Nft(NftChangeScript.BootFile(new[] { Plain, Allowed, Refused }));
+        using (var folder = new BootSetFolder())
+        {
+            gateway.Exec("sh", folder.Write(BootSetFolder.Nft(Plain, Allowed, Refused)), "start");
+        }
+
         Assert.Equal(before, gateway.ListTable());
         Assert.Equal(foreign, gateway.ForeignRuleset());
 

@@ -141,21 +141,39 @@ internal sealed class IptablesForwardMirror
         facts.State.MirrorsOf.ContainsKey(name) && !facts.State.UnreachableMirrors.Contains(name);
 
     /// <summary>
-    /// Why filter/FORWARD drops: its policy, or a DROP or REJECT rule a packet can reach from it (module chains
-    /// left out); null when it drops nothing.
+    /// Why filter/FORWARD drops a forward's connection: a DROP or REJECT rule reached from FORWARD (module chains
+    /// left out), or its policy; null when it drops nothing, or when it accepts every DNATed connection
+    /// (<c>-m conntrack --ctstate ...DNAT... -j ACCEPT</c>, as firewalld's iptables backend writes) before anything
+    /// that drops. Other matches are not evaluated: a drop that cannot match the forward's traffic still counts,
+    /// and then its accept is written where it was not needed, which changes nothing for any packet.
     /// </summary>
     internal static string? DropOf(Ruleset ruleset)
     {
         var filter = ruleset.Table("filter");
-        var policy = filter.GetChain("FORWARD")?.Policy;
-        if (policy is "DROP" or "REJECT")
+        foreach (var rule in filter.Rules.Where(r => r.Chain == "FORWARD"))
         {
-            return $"its policy is {policy}";
+            if (AcceptsDnat(rule.Spec))
+            {
+                return null;
+            }
+
+            var dropping = filter.RulesReachedFrom(new[] { rule })
+                .FirstOrDefault(r => !r.Chain.StartsWith(RuleLayout.ChainPrefix, StringComparison.Ordinal) && RuleTokenizer.JumpTarget(r.Spec) is "DROP" or "REJECT");
+            if (dropping is not null)
+            {
+                return $"rule -A {dropping.Chain} {dropping.Spec}";
+            }
         }
 
-        var dropping = filter.RulesReachedFrom(filter.Rules.Where(r => r.Chain == "FORWARD"))
-            .FirstOrDefault(r => !r.Chain.StartsWith(RuleLayout.ChainPrefix, StringComparison.Ordinal) && RuleTokenizer.JumpTarget(r.Spec) is "DROP" or "REJECT");
-        return dropping is null ? null : $"rule -A {dropping.Chain} {dropping.Spec}";
+        var policy = filter.GetChain("FORWARD")?.Policy;
+        return policy is "DROP" or "REJECT" ? $"its policy is {policy}" : null;
+    }
+
+    /// <summary><c>-m conntrack --ctstate LIST -j ACCEPT</c> with DNAT in LIST and no other match.</summary>
+    private static bool AcceptsDnat(string spec)
+    {
+        var t = RuleTokenizer.Split(spec);
+        return t.Count == 6 && t[0] == "-m" && t[1] == "conntrack" && t[2] == "--ctstate" && t[3].Split(',').Contains("DNAT") && t[4] == "-j" && t[5] == "ACCEPT";
     }
 
     private async Task<bool> HasForwardChainAsync(IpFamily family, CancellationToken ct)

@@ -24,7 +24,9 @@ public sealed class ChangePlanBuilder
     private readonly List<(string Table, string Chain, int Position, string? Owner)> _deletions = new();
     private readonly List<PortForward> _removed = new();
     private readonly DispatchPathCache _paths = new();
+    private readonly HashSet<string> _removedMirrors = new(StringComparer.Ordinal);
     private int _added;
+    private int _mirrorsAdded;
     private bool _finished;
 
     public ChangePlanBuilder(Ruleset current, OwnedState state)
@@ -78,7 +80,41 @@ public sealed class ChangePlanBuilder
         }
 
         _added++;
-        foreach (var rule in RuleLayout.Render(def, _paths))
+        AddRules(def.Name, RuleLayout.Render(def, _paths));
+    }
+
+    /// <summary>
+    /// Appends the FORWARD accept the nftables backend keeps in this table for its forward <paramref name="def"/>
+    /// (<see cref="RuleLayout.RenderForwardMirror"/>), with the chains and jumps it needs, as <see cref="Add"/> does.
+    /// </summary>
+    public void AddMirror(PortForwardDefinition def)
+    {
+        if (_finished || def.Family != Family)
+        {
+            throw new InvalidOperationException(_finished ? "The plan is finished." : "A forward of another family.");
+        }
+
+        _mirrorsAdded++;
+        AddRules(def.Name, new[] { RuleLayout.RenderForwardMirror(def, _paths) });
+    }
+
+    /// <summary>Records that the nftables forward <paramref name="name"/>'s FORWARD accept goes; deleted at <see cref="Finish"/>.</summary>
+    public void RemoveMirror(string name)
+    {
+        if (_finished)
+        {
+            throw new InvalidOperationException("The plan is finished.");
+        }
+
+        if (_state.MirrorsOf.TryGetValue(name, out var rules) && _removedMirrors.Add(name))
+        {
+            Delete(rules);
+        }
+    }
+
+    private void AddRules(string owner, IEnumerable<RenderedRule> rendered)
+    {
+        foreach (var rule in rendered)
         {
             var hook = RuleLayout.HookFor(rule.Role);
             if (_hooked.Add(hook))
@@ -113,7 +149,7 @@ public sealed class ChangePlanBuilder
             }
 
             _chains[rule.Chain].Count++;
-            Payload.Add(rule.Table, $"-A {rule.Chain} {rule.Spec}", def.Name);
+            Payload.Add(rule.Table, $"-A {rule.Chain} {rule.Spec}", owner);
         }
     }
 
@@ -126,7 +162,12 @@ public sealed class ChangePlanBuilder
         }
 
         _removed.Add(forward);
-        foreach (var r in _state.RulesOf.GetValueOrDefault(forward.Name) ?? new List<OwnedRule>())
+        Delete(_state.RulesOf.GetValueOrDefault(forward.Name) ?? new List<OwnedRule>());
+    }
+
+    private void Delete(IEnumerable<OwnedRule> rules)
+    {
+        foreach (var r in rules)
         {
             _deletions.Add((r.Table, r.Chain, r.Line.Position, r.Name));
             if (_chains.TryGetValue(r.Chain, out var cs))
@@ -168,8 +209,9 @@ public sealed class ChangePlanBuilder
         // Hooked chains go too when the family is left with nothing in them.
         var hooksDropped = new List<ChainHook>();
         var removedNames = _removed.Select(r => r.Name).ToHashSet(StringComparer.Ordinal);
-        var remaining = _state.Forwards.Count(f => !removedNames.Contains(f.Name)) + _added;
-        if (remaining == 0 && _removed.Count > 0)
+        var remaining = _state.Forwards.Count(f => !removedNames.Contains(f.Name)) + _added
+            + _state.MirrorsOf.Keys.Count(n => !_removedMirrors.Contains(n)) + _mirrorsAdded;
+        if (remaining == 0 && (_removed.Count > 0 || _removedMirrors.Count > 0))
         {
             foreach (var hook in RuleLayout.Hooks)
             {

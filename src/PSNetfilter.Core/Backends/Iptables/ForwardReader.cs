@@ -12,6 +12,7 @@ public static class ForwardReader
     public static OwnedState Read(Ruleset ruleset, string? networkNamespace, Func<string, bool>? isPersisted = null)
     {
         var byName = new Dictionary<string, List<OwnedRule>>(StringComparer.Ordinal);
+        var mirrors = new Dictionary<string, List<OwnedRule>>(StringComparer.Ordinal);
         var untagged = new List<RuleLine>();
         var warnings = new List<string>();
         foreach (var tableName in RuleLayout.Tables)
@@ -46,9 +47,10 @@ public static class ForwardReader
                     continue;
                 }
 
-                if (!byName.TryGetValue(owned.Name, out var list))
+                var into = owned.Mirror ? mirrors : byName;
+                if (!into.TryGetValue(owned.Name, out var list))
                 {
-                    byName[owned.Name] = list = new List<OwnedRule>(3);
+                    into[owned.Name] = list = new List<OwnedRule>(3);
                 }
 
                 list.Add(owned);
@@ -67,7 +69,8 @@ public static class ForwardReader
         }
 
         forwards.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
-        return new OwnedState { Family = ruleset.Family, Forwards = forwards, RulesOf = byName, UntaggedRules = untagged, Warnings = warnings };
+        var unreachableMirrors = mirrors.Where(m => m.Value.All(r => !reach.IsReachable(r.Table, r.Chain))).Select(m => m.Key).ToHashSet(StringComparer.Ordinal);
+        return new OwnedState { Family = ruleset.Family, Forwards = forwards, RulesOf = byName, MirrorsOf = mirrors, UnreachableMirrors = unreachableMirrors, UntaggedRules = untagged, Warnings = warnings };
     }
 
     /// <summary>Tokenises one rule and reads its tag; null when it is not a readable module rule.</summary>
@@ -116,10 +119,10 @@ public static class ForwardReader
             "local" when parts.Length is 2 or 3 => ForwardPart.Local,
             "hairpin" when parts.Length is 2 or 3 => ForwardPart.Hairpin,
             "snat" when parts.Length is 2 or 3 => ForwardPart.Snat,
-            "fwd" when parts.Length is 2 or 3 => ForwardPart.Forward,
+            "fwd" or RuleLayout.MirrorRole when parts.Length is 2 or 3 => ForwardPart.Forward,
             _ => null,
         };
-        return role is null ? null : new OwnedRule(parts[0], role.Value, rule, options, parts);
+        return role is null ? null : new OwnedRule(parts[0], role.Value, rule, options, parts) { Mirror = parts[1] == RuleLayout.MirrorRole };
     }
 
     private static PortForward? Rebuild(string name, List<OwnedRule> rules, IpFamily family, string? ns, bool persisted, List<string> warnings, Func<string, string, bool> reachable)

@@ -80,6 +80,7 @@ internal sealed class IptablesChange : IBackendChange
         {
             var ruleset = Snapshot.Rulesets[family];
             var state = Snapshot.States[family];
+            var reread = false;
             while (true)
             {
                 // Once one family is applied, the rest of the batch is applied too: a stop then takes effect after it.
@@ -92,7 +93,18 @@ internal sealed class IptablesChange : IBackendChange
                     break;
                 }
 
-                var payload = TakeBuilder(family)?.Finish() ?? ChangePlanner.Plan(ruleset, state, adds, removes);
+                var streamed = TakeBuilder(family);
+                var payload = streamed?.Finish() ?? ChangePlanner.Plan(ruleset, state, adds, removes);
+                if (streamed is null && payload.RemovesChains && !reread)
+                {
+                    // Chains are removed only when empty, and another backend of the namespace may have written
+                    // into them since the snapshot (the nftables backend's FORWARD accept, committed first in a
+                    // move): plan the removal on a fresh read, under the same lock.
+                    reread = true;
+                    (ruleset, state) = await _backend.ReadFamilyAsync(family, _options, token).ConfigureAwait(false);
+                    payload = ChangePlanner.Plan(ruleset, state, adds, removes);
+                }
+
                 observer.Debug($"Plan ({family}): {adds.Count} to add, {removes.Count} to remove, an iptables-restore payload of {payload.LineCount} line(s).");
                 try
                 {

@@ -6,4 +6,7 @@ public sealed record OwnedRule(string Name, ForwardPart Role, RuleLine Line, IRe
     public string Table => Line.Table;
 
     public string Chain => Line.Chain;
+
+    /// <summary>A FORWARD accept of an nftables-backend forward (<see cref="RuleLayout.MirrorRole"/>), not a part of an iptables forward.</summary>
+    public bool Mirror { get; init; }
 }

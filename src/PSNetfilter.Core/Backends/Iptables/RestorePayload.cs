@@ -25,6 +25,9 @@ public sealed class RestorePayload
     /// <summary>Line <paramref name="index"/> (0-based, in the order added) and its table.</summary>
     internal (string Table, string Line) LineAt(int index) => (_lines[index].Table, _lines[index].Line);
 
+    /// <summary>Whether the payload removes a chain (<c>-X</c>): refused when the chain is not empty.</summary>
+    public bool RemovesChains => _lines.Any(l => l.Line.StartsWith("-X ", StringComparison.Ordinal));
+
     public void Add(string table, string line, string? owner = null)
     {
         if (line.Contains('\n') || line.Contains('\r'))

@@ -121,18 +121,44 @@ public static partial class RuleLayout
             rules.Add(Make(PostRouting, ForwardPart.Hairpin, spec, Path(PostRouting)));
         }
 
-        // filter/FORWARD: the connection this forward DNATed, identified by its conntrack tuples, in both
-        // directions and every state (related ICMP errors included), so a FORWARD policy of DROP does not stop it.
+        rules.Add(ForwardAccept(d, spec, "fwd", Path(Forward)));
+        return rules;
+    }
+
+    /// <summary>
+    /// The tag role of a FORWARD accept that the nftables backend writes into iptables' filter table for one of
+    /// its forwards, where that table's FORWARD drops (<c>psnf:v1:NAME:nftfwd</c>): the same rule as an iptables
+    /// forward's FORWARD accept, in the same chains, but not a part of an iptables forward
+    /// (<see cref="ForwardReader"/> keeps it apart, in <see cref="OwnedState.MirrorsOf"/>).
+    /// </summary>
+    public const string MirrorRole = "nftfwd";
+
+    /// <summary>
+    /// The filter/FORWARD accept of <paramref name="d"/> tagged <see cref="MirrorRole"/>: what the nftables backend
+    /// writes into iptables' FORWARD, laid out exactly as this backend's own FORWARD part (PSNF-FORWARD, its
+    /// dispatch tree, the jump at the top of FORWARD).
+    /// </summary>
+    public static RenderedRule RenderForwardMirror(PortForwardDefinition d, DispatchPathCache? paths = null) =>
+        ForwardAccept(d, new SpecWriter(), MirrorRole, paths is null ? PathTo(Forward, d.Protocol, d.ExternalPort, d.ExternalPortEnd) : paths.Get(Forward, d.Protocol, d.ExternalPort, d.ExternalPortEnd));
+
+    /// <summary>
+    /// filter/FORWARD: the connection this forward DNATed, identified by its conntrack tuples, in both directions
+    /// and every state (related ICMP errors included), so a FORWARD policy of DROP does not stop it.
+    /// </summary>
+    private static RenderedRule ForwardAccept(PortForwardDefinition d, SpecWriter spec, string role, IReadOnlyList<DispatchStep> path)
+    {
+        var proto = ProtoName(d.Protocol);
+        var extPorts = PortSpec(d.ExternalPort, d.ExternalPortEnd, ':');
+        var intPorts = PortSpec(d.InternalPort, d.InternalPortEnd, ':');
         spec.Add("-m").Add("conntrack").Add("--ctstate").Add("DNAT").Add("--ctproto").Add(proto);
-        if (external is not null)
+        if (d.ExternalAddress is not null)
         {
-            spec.Add("--ctorigdst").Add(external);
+            spec.Add("--ctorigdst").Add(HostPrefix(d.ExternalAddress));
         }
 
-        spec.Add("--ctorigdstport").Add(extPorts).Add("--ctreplsrc").Add(@internal).Add("--ctreplsrcport").Add(intPorts);
-        spec.Add("-m").Add("comment").Add("--comment").Add(Tag(d.Name, "fwd") + flags).Add("-j").Add("ACCEPT");
-        rules.Add(Make(Forward, ForwardPart.Forward, spec, Path(Forward)));
-        return rules;
+        spec.Add("--ctorigdstport").Add(extPorts).Add("--ctreplsrc").Add(HostPrefix(d.InternalAddress)).Add("--ctreplsrcport").Add(intPorts);
+        spec.Add("-m").Add("comment").Add("--comment").Add(Tag(d.Name, role) + FlagsSuffix(d)).Add("-j").Add("ACCEPT");
+        return Make(Forward, ForwardPart.Forward, spec, path);
     }
 
     private static void DestinationMatch(SpecWriter spec, PortForwardDefinition d, string proto, string? external, string extPorts, bool inInterface)

@@ -55,6 +55,9 @@ internal sealed class NftablesChange : IBackendChange
             try
             {
                 await _backend.ApplyAsync(script, owners, ct).ConfigureAwait(false);
+
+                // Then their accepts in iptables' filter FORWARD, where it drops (the transaction is in: no stop now).
+                await _backend.Mirror.ApplyAsync(adds, names, observer, CancellationToken.None).ConfigureAwait(false);
                 return new CommitOutcome(pending, true);
             }
             catch (CommandFailedException ex) when (ex.Target is string owner && pending.Any(p => PortForwardNames.Same(p.New?.Name, owner)))

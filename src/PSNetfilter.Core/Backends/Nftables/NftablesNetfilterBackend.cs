@@ -20,7 +20,11 @@ public sealed class NftablesNetfilterBackend : INetfilterBackend
     {
         _host = host;
         _runner = runner ?? NftRunner.For(host, host.Log);
+        Mirror = new IptablesForwardMirror(host);
     }
+
+    /// <summary>The forwards' accepts in iptables' filter FORWARD, where that chain drops.</summary>
+    internal IptablesForwardMirror Mirror { get; }
 
     public string Name => BackendCatalog.Nftables;
 
@@ -37,9 +41,16 @@ public sealed class NftablesNetfilterBackend : INetfilterBackend
     public async Task<IBackendChange> OpenChangeAsync(IReadOnlyCollection<PortForwardDefinition>? adding, bool stream, ReadOptions options, CancellationToken ct) =>
         new NftablesChange(this, await ReadSnapshotAsync(options, ct).ConfigureAwait(false), options);
 
-    /// <summary>Nothing beyond what every backend reports: a forward with parts missing is Drift (from its MissingRules).</summary>
-    public Task<IReadOnlyList<PortForwardFinding>> CheckAsync(BackendSnapshot snapshot, IReadOnlyList<PortForward> forwards, CancellationToken ct) =>
-        Task.FromResult<IReadOnlyList<PortForwardFinding>>(Array.Empty<PortForwardFinding>());
+    /// <summary>
+    /// IptablesForwardDrop: iptables' filter FORWARD drops and a forward has no accept there
+    /// (<see cref="IptablesForwardMirror.Check"/>); a forward with parts missing is Drift, as in every backend.
+    /// </summary>
+    public Task<IReadOnlyList<PortForwardFinding>> CheckAsync(BackendSnapshot snapshot, IReadOnlyList<PortForward> forwards, CancellationToken ct)
+    {
+        var iptables = ((NftablesSnapshot)snapshot).Iptables;
+        var findings = forwards.Select(f => IptablesForwardMirror.Check(f, iptables.GetValueOrDefault(f.Family))).Where(f => f is not null).Select(f => f!).ToList();
+        return Task.FromResult<IReadOnlyList<PortForwardFinding>>(findings);
+    }
 
     /// <summary>Reads the table (only it) and rebuilds the forwards; a table that does not exist is empty.</summary>
     internal async Task<NftablesSnapshot> ReadSnapshotAsync(ReadOptions options, CancellationToken ct)
@@ -60,6 +71,8 @@ public sealed class NftablesNetfilterBackend : INetfilterBackend
             throw new InvalidOperationException("unreachable");
         }
 
+        // Where iptables' filter FORWARD drops, a forward's FORWARD part includes its accept there.
+        var iptables = await Mirror.ReadAsync(state.Forwards.Where(f => f.Definition is not null).Select(f => f.Definition!.Family), ct).ConfigureAwait(false);
         var forwards = new List<PortForward>(state.Forwards.Count);
         foreach (var f in state.Forwards)
         {
@@ -70,6 +83,11 @@ public sealed class NftablesNetfilterBackend : INetfilterBackend
             }
 
             var missing = f.Missing.Select(PartOf).Where(p => p is not null).Select(p => p!.Value).Distinct().ToList();
+            if (iptables.GetValueOrDefault(f.Definition.Family) is { Drop: not null } facts && !IptablesForwardMirror.HasAccept(f.Name, facts) && !missing.Contains(ForwardPart.Forward))
+            {
+                missing.Add(ForwardPart.Forward);
+            }
+
             forwards.Add(new PortForward(f.Definition)
             {
                 NetworkNamespace = _host.NetworkNamespace,
@@ -82,7 +100,7 @@ public sealed class NftablesNetfilterBackend : INetfilterBackend
             });
         }
 
-        return new NftablesSnapshot(state, forwards.OrderBy(f => f.Name, StringComparer.Ordinal).ToList());
+        return new NftablesSnapshot(state, forwards.OrderBy(f => f.Name, StringComparer.Ordinal).ToList()) { Iptables = iptables };
     }
 
     /// <summary>Runs one script as one transaction in the namespace (libnftables in-process, or <c>nft -f -</c>).</summary>

@@ -13,5 +13,11 @@ public sealed class NftablesSnapshot : BackendSnapshot
 
     public IReadOnlyList<PortForward> ForwardList { get; }
 
+    /// <summary>
+    /// iptables' filter table of each family that holds forwards and has a FORWARD chain: whether it drops, and
+    /// which forwards have their accept there (<see cref="IptablesForwardMirror"/>).
+    /// </summary>
+    internal IReadOnlyDictionary<IpFamily, IptablesForwardMirror.Facts> Iptables { get; init; } = new Dictionary<IpFamily, IptablesForwardMirror.Facts>();
+
     public override IEnumerable<PortForward> Forwards => ForwardList;
 }

@@ -312,31 +312,51 @@ psnf_family() {
     done
 }
 
-# psnf_iptables start|stop: the iptables part of the set (its IPv4 and IPv6 forwards), when it has one.
+# psnf_drops iptables|ip6tables: true when iptables' filter FORWARD drops (its policy DROP, or a DROP or REJECT rule
+# in it): then the nftables forwards need their accepts there too (IptablesForwardMirror). False, running nothing,
+# where the iptables tools are not installed.
+psnf_drops() {
+    command -v "$1" >/dev/null 2>&1 || return 1
+    psnf_tool "$1" -save 2>/dev/null || return 1
+    psnf_d=$("$psnf_t" -t filter 2>/dev/null) || return 1
+    while IFS= read -r psnf_l; do
+        case $psnf_l in
+            ':FORWARD DROP '* | '-A FORWARD '*' -j DROP'* | '-A FORWARD '*' -j REJECT'*) return 0 ;;
+        esac
+    done <<PSNF_DUMP
+$psnf_d
+PSNF_DUMP
+    return 1
+}
+
+# psnf_iptables start|stop: the iptables part of the set: its iptables forwards and, where iptables' filter FORWARD
+# drops (at stop: always), the FORWARD accepts of its nftables forwards (the data of key IPV4M/IPV6M).
 psnf_iptables() {
-    [ -n "$PSNF_IPV4_NAMES$PSNF_IPV6_NAMES" ] || return 0
-    psnf_backend
-    psnf_irc=0
-    if [ -n "$PSNF_IPV4_NAMES" ]; then
-        if ! psnf_family "$1" IPV4 iptables; then
+    psnf_irc=0 psnf_bd=''
+    for psnf_fam in IPV4:IPv4:iptables:net.ipv4.ip_forward IPV6:IPv6:ip6tables:net.ipv6.conf.all.forwarding; do
+        psnf_tag=${psnf_fam%%:*} psnf_fam=${psnf_fam#*:}
+        psnf_label=${psnf_fam%%:*} psnf_fam=${psnf_fam#*:}
+        psnf_cmd=${psnf_fam%%:*} psnf_key=${psnf_fam#*:}
+        eval "psnf_own=\$PSNF_${psnf_tag}_NAMES psnf_mir=\$PSNF_${psnf_tag}_MIRRORS"
+        if [ -n "$psnf_mir" ]; then
+            [ -n "$psnf_bd" ] || { psnf_backend; psnf_bd=1; }
+            if { [ "$1" = stop ] && command -v "$psnf_cmd" >/dev/null 2>&1; } || { [ "$1" = start ] && psnf_drops "$psnf_cmd"; }; then
+                psnf_tag=${psnf_tag}M
+                psnf_label="$psnf_label (with the FORWARD accepts of $psnf_mir)"
+            fi
+        fi
+        eval "psnf_names=\$PSNF_${psnf_tag}_NAMES"
+        [ -n "$psnf_names" ] || continue
+        [ -n "$psnf_bd" ] || { psnf_backend; psnf_bd=1; }
+        if ! psnf_family "$1" "$psnf_tag" "$psnf_cmd"; then
             psnf_irc=1
         elif [ "$1" = start ]; then
-            psnf_log "IPv4: restored $PSNF_IPV4_NAMES (iptables $psnf_be; live as saved and left alone: ${psnf_kept:-none}; $psnf_count live rules of them replaced)"
-            psnf_forwarding net.ipv4.ip_forward || psnf_irc=1
+            psnf_log "$psnf_label: restored $psnf_names ($psnf_cmd $psnf_be; live as saved and left alone: ${psnf_kept:-none}; $psnf_count live rules of them replaced)"
+            [ -z "$psnf_own" ] || psnf_forwarding "$psnf_key" || psnf_irc=1
         else
-            psnf_log "IPv4: removed $psnf_count rules of $PSNF_IPV4_NAMES"
+            psnf_log "$psnf_label: removed $psnf_count rules of $psnf_names"
         fi
-    fi
-    if [ -n "$PSNF_IPV6_NAMES" ]; then
-        if ! psnf_family "$1" IPV6 ip6tables; then
-            psnf_irc=1
-        elif [ "$1" = start ]; then
-            psnf_log "IPv6: restored $PSNF_IPV6_NAMES (ip6tables $psnf_be; live as saved and left alone: ${psnf_kept:-none}; $psnf_count live rules of them replaced)"
-            psnf_forwarding net.ipv6.conf.all.forwarding || psnf_irc=1
-        else
-            psnf_log "IPv6: removed $psnf_count rules of $PSNF_IPV6_NAMES"
-        fi
-    fi
+    done
     return $psnf_irc
 }
 

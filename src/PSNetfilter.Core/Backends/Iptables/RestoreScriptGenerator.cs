@@ -42,12 +42,27 @@ public static partial class RestoreScriptGenerator
         Line(Assign("PSNF_TABLES", string.Join(' ', RuleLayout.Tables)));
         Line("# The saved forwards by family; per table the hooked chains they need (BUILTIN CHAIN), their dispatch");
         Line("# paths (PARENT CHILD SPEC, parents first) and their rules, in iptables-restore syntax.");
+        var mirrored = set.ForBackend(BackendCatalog.Nftables);
         foreach (var family in new[] { IpFamily.IPv4, IpFamily.IPv6 })
         {
             var tag = family == IpFamily.IPv4 ? "IPV4" : "IPV6";
             var defs = forwards.Where(f => f.Family == family).ToList();
-            Line(Assign($"PSNF_{tag}_NAMES", string.Join(' ', defs.Select(d => d.Name))));
-            var rules = defs.SelectMany(RuleLayout.Render).ToList();
+            var own = defs.SelectMany(RuleLayout.Render).ToList();
+            Data(tag, defs.Select(d => d.Name), own);
+
+            // The nftables forwards' FORWARD accepts (IptablesForwardMirror): the same data with them added, used
+            // where iptables' filter FORWARD drops (psnf_iptables).
+            var nft = mirrored.Where(f => f.Family == family).ToList();
+            Line(Assign($"PSNF_{tag}_MIRRORS", string.Join(' ', nft.Select(d => d.Name))));
+            if (nft.Count > 0)
+            {
+                Data(tag + "M", defs.Concat(nft).OrderBy(d => d.Name, StringComparer.Ordinal).Select(d => d.Name), own.Concat(nft.Select(d => RuleLayout.RenderForwardMirror(d))).ToList());
+            }
+        }
+
+        void Data(string tag, IEnumerable<string> names, IReadOnlyList<RenderedRule> rules)
+        {
+            Line(Assign($"PSNF_{tag}_NAMES", string.Join(' ', names)));
             foreach (var table in RuleLayout.Tables)
             {
                 var inTable = rules.Where(r => r.Table == table).ToList();
@@ -74,9 +89,9 @@ public static partial class RestoreScriptGenerator
         Line("# True when the rule (an iptables-save line) is tagged with a saved forward's name.");
         Line("psnf_saved() {");
         Line("    case $1 in");
-        // Every saved name while the set has iptables forwards (a live iptables copy of a forward saved for another
-        // backend goes with the family's rules); none without, as the section then runs nothing.
-        foreach (var f in forwards.Count > 0 ? set.Forwards : Array.Empty<PortForwardDefinition>())
+        // Every saved name: a live iptables copy of a forward saved for nftables goes with the family's rules, and
+        // the FORWARD accepts of the nftables forwards are theirs.
+        foreach (var f in set.Forwards)
         {
             // The name ignoring case (PortForwardNames): a live 'Web' is the saved 'web', replaced or removed by it.
             var tag = ForwardTag.TagPrefix + PortForwardNames.ShellGlob(f.Name) + ":";

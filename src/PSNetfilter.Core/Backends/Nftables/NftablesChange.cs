@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using PSNetfilter.Core.Engine;
+using static PSNetfilter.Core.Engine.Timing;
 
 namespace PSNetfilter.Core.Backends.Nftables;
 
@@ -50,11 +52,14 @@ internal sealed class NftablesChange : IBackendChange
                 return new CommitOutcome(pending, false);
             }
 
+            var started = Stopwatch.GetTimestamp();
             var (script, owners) = NftChangeScript.RenderOwned(Snapshot.State, adds, removes);
+            var rendered = Stopwatch.GetTimestamp();
             observer.Debug($"Plan: {adds.Count} to add, {removes.Count} to remove, one nft transaction of {owners.Count} line(s).");
             try
             {
                 await _backend.ApplyAsync(script, owners, ct).ConfigureAwait(false);
+                observer.Debug($"Timing: nft script rendered in {Ms(started, rendered)}, applied in {Ms(rendered, Stopwatch.GetTimestamp())}.");
                 return new CommitOutcome(pending, true);
             }
             catch (CommandFailedException ex) when (ex.Target is string owner && pending.Any(p => PortForwardNames.Same(p.New?.Name, owner)))

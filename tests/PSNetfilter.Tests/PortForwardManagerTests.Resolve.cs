@@ -31,6 +31,50 @@ public sealed partial class PortForwardManagerTests
     }
 
     [Fact]
+    public async Task The_gateway_interfaces_are_read_while_the_change_opens_and_warned_about_before_planning()
+    {
+        // New-PortForward without a stream: the definitions are made without waiting for `ip -j addr show`, the
+        // namespace lock and the read of the rules run while it runs, and its warnings come before PlanAdds asks.
+        var rig = Make();
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        rig.Runner.AddrGate = gate.Task;
+        var request = new PortForwardRequest("web", Protocol.Tcp, Defs.Ip("203.0.113.1"), 8080, Defs.Ip("198.51.100.10"), null, SnatMode.Snat, Defs.Ip("198.51.100.1"), null);
+
+        var defs = await rig.Manager.ResolveUncheckedAsync(new[] { request }, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(Defs.Web, Assert.Single(defs));
+        using var session = await rig.Manager.OpenAsync(CancellationToken.None, readForwarding: true, adding: defs).WaitAsync(TimeSpan.FromSeconds(10));
+        var programs = rig.Runner.Requests.Select(r => Path.GetFileName(FakeProcessRunner.Unwrap(r).Program)).ToList();
+        Assert.Contains("ip", programs);
+        Assert.Contains(Path.GetFileName(FakeProcessRunner.Save4), programs); // read while ip addr show is still running
+        Assert.Empty(rig.Observer.Warnings);
+
+        var check = rig.Manager.CheckResolvedAsync(defs, CancellationToken.None);
+        Assert.False(check.IsCompleted);
+        gate.SetResult();
+        await check.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Contains(rig.Observer.Warnings, w => w.Contains("ExternalAddressNotLocal", StringComparison.Ordinal));
+
+        rig.Manager.PlanAdds(session, defs, force: false);
+        var results = await rig.Manager.CommitAsync(session, CancellationToken.None);
+        Assert.Equal(ChangeKind.Created, Assert.Single(results).Kind);
+    }
+
+    [Fact]
+    public async Task ResolveAsync_still_waits_for_the_gateway_interfaces_and_warns()
+    {
+        var rig = Make();
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        rig.Runner.AddrGate = gate.Task;
+        var request = new PortForwardRequest("web", Protocol.Tcp, Defs.Ip("203.0.113.1"), 8080, Defs.Ip("198.51.100.10"), null, SnatMode.Snat, Defs.Ip("198.51.100.1"), null);
+
+        var resolving = rig.Manager.ResolveAsync(new[] { request }, CancellationToken.None);
+        Assert.False(resolving.IsCompleted);
+        gate.SetResult();
+        Assert.Single(await resolving.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Contains(rig.Observer.Warnings, w => w.Contains("ExternalAddressNotLocal", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Route_lookup_in_a_namespace_uses_ip_dash_n_and_resolves_v6()
     {
         var rig = Make(ns: "psnfx-fake");

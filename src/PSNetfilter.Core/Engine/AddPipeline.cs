@@ -1,3 +1,6 @@
+using System.Diagnostics;
+using static PSNetfilter.Core.Engine.Timing;
+
 namespace PSNetfilter.Core.Engine;
 
 /// <summary>
@@ -63,7 +66,13 @@ public sealed class AddPipeline : IDisposable
             var streamed = _stream is not null && _stream.Key == key ? _stream : null;
             var manager = streamed?.Manager ?? _managerFor(ns);
             var definitions = _resolved.TryGetValue(key, out var early) ? early : new List<PortForwardDefinition>();
-            definitions.AddRange(_thread.Run(ct => manager.ResolveAsync(requests, ct)));
+            var started = Stopwatch.GetTimestamp();
+
+            // Without a stream, the gateway's interfaces are read while the change opens (lock, rules, sysctls),
+            // and the warnings about them come before anything is planned.
+            var fresh = _thread.Run(ct => streamed is null ? manager.ResolveUncheckedAsync(requests, ct) : manager.ResolveAsync(requests, ct));
+            definitions.AddRange(fresh);
+            var resolved = Stopwatch.GetTimestamp();
             IReadOnlyList<ChangeResult> results;
             if (streamed is not null)
             {
@@ -84,13 +93,19 @@ public sealed class AddPipeline : IDisposable
             {
                 if (definitions.Count == 0)
                 {
+                    _thread.Run(ct => manager.CheckResolvedAsync(fresh, ct));
                     continue;
                 }
 
                 using var session = _thread.Run(ct => manager.OpenAsync(ct, readForwarding: true, adding: _whatIf ? null : definitions));
+                _thread.Run(ct => manager.CheckResolvedAsync(fresh, ct));
+                var opened = Stopwatch.GetTimestamp();
                 manager.PlanAdds(session, definitions, _force);
                 _thread.Flush();
+                var planned = Stopwatch.GetTimestamp();
                 results = _thread.Run(ct => manager.CommitAsync(session, ct));
+                _observer.Debug($"Timing: {requests.Count} request(s): resolved in {Ms(started, resolved)}, lock and read {Ms(resolved, opened)}, planned in {Ms(opened, planned)}, committed in {Ms(planned)}.");
+                _thread.Flush();
             }
 
             yield return (manager, results);

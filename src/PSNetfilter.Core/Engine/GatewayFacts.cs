@@ -17,6 +17,7 @@ public sealed class GatewayFacts
     private readonly Dictionary<IPAddress, (IPAddress? Source, string? Device)> _routes = new();
     private GatewayInventory? _inventory;
     private NetfilterException? _inventoryError;
+    private Task<GatewayInventory?>? _inventoryRead;
 
     public GatewayFacts(NetfilterHost host, IChangeObserver observer)
     {
@@ -58,19 +59,20 @@ public sealed class GatewayFacts
     /// first: the resolve of New-PortForward, Test-PortForward, or the check of other tables after a change. A
     /// failure is a warning saying what was not checked (<paramref name="consequence"/>), and null.
     /// </summary>
-    public async Task<GatewayInventory?> InventoryAsync(string consequence, CancellationToken ct)
+    /// <remarks>The first call starts the read; later calls, and calls while it runs, wait for that one read.</remarks>
+    public Task<GatewayInventory?> InventoryAsync(string consequence, CancellationToken ct) =>
+        _inventoryRead ??= ReadInventoryAsync(consequence, ct);
+
+    private async Task<GatewayInventory?> ReadInventoryAsync(string consequence, CancellationToken ct)
     {
-        if (_inventory is null && _inventoryError is null)
+        try
         {
-            try
-            {
-                _inventory = await _host.GetInventoryAsync(ct).ConfigureAwait(false);
-            }
-            catch (NetfilterException ex)
-            {
-                _inventoryError = ex;
-                _observer.Warning($"The gateway's interfaces and addresses could not be read, so {consequence}: {ex.Message}");
-            }
+            _inventory = await _host.GetInventoryAsync(ct).ConfigureAwait(false);
+        }
+        catch (NetfilterException ex)
+        {
+            _inventoryError = ex;
+            _observer.Warning($"The gateway's interfaces and addresses could not be read, so {consequence}: {ex.Message}");
         }
 
         return _inventory;
@@ -83,9 +85,22 @@ public sealed class GatewayFacts
 
     /// <summary>
     /// Validates requests into definitions, resolving default SNAT addresses with one <c>ip route get</c>
-    /// batch. A request that cannot be resolved is reported and left out.
+    /// batch, and warns about definitions that cannot work on this gateway (<see cref="CheckAsync"/>). A request
+    /// that cannot be resolved is reported and left out.
     /// </summary>
     public async Task<List<PortForwardDefinition>> ResolveAsync(IReadOnlyList<PortForwardRequest> requests, CancellationToken ct)
+    {
+        var defs = await ResolveUncheckedAsync(requests, ct).ConfigureAwait(false);
+        await CheckAsync(defs, ct).ConfigureAwait(false);
+        return defs;
+    }
+
+    /// <summary>
+    /// As <see cref="ResolveAsync"/> without the warnings: the read of the gateway's interfaces is started, and
+    /// waited for only when a hairpin network needs it, so it can run alongside the namespace lock and the read of
+    /// the rules. <see cref="CheckAsync"/> then warns (before anything is planned or asked).
+    /// </summary>
+    public async Task<List<PortForwardDefinition>> ResolveUncheckedAsync(IReadOnlyList<PortForwardRequest> requests, CancellationToken ct)
     {
         // Routes and the gateway's interfaces looked up once per manager (one command each, run at once): a
         // pipeline resolved in parts (a streamed change) asks the kernel only about internal addresses it has not
@@ -94,7 +109,11 @@ public sealed class GatewayFacts
         var lookup = needRoute.Count > 0 ? _host.GetRoutesAsync(needRoute, ct) : null;
         if (requests.Count > 0)
         {
-            await InventoryAsync("-InInterface, -ExternalAddress and -InternalAddress were not checked against them", ct).ConfigureAwait(false);
+            var inventory = InventoryAsync(Unchecked, ct);
+            if (requests.Any(r => r.NeedsHairpinNetwork))
+            {
+                await inventory.ConfigureAwait(false);
+            }
         }
 
         if (lookup is not null)
@@ -136,15 +155,7 @@ public sealed class GatewayFacts
                     _observer.Verbose($"Hairpin network for {r.InternalAddress}: {hairpin} (its clients are masqueraded).");
                 }
 
-                var def = r.Build(snat, hairpin);
-                defs.Add(def);
-                if (_inventory is not null)
-                {
-                    foreach (var finding in ForwardChecks.Check(def, _inventory))
-                    {
-                        _observer.Warning(FormatWarning(finding));
-                    }
-                }
+                defs.Add(r.Build(snat, hairpin));
             }
             catch (NetfilterException ex)
             {
@@ -154,6 +165,30 @@ public sealed class GatewayFacts
 
         return defs;
     }
+
+    /// <summary>Warns about each definition that cannot work on this gateway (<see cref="ForwardChecks"/>), once the read of its interfaces (started by the resolve) is done.</summary>
+    public async Task CheckAsync(IReadOnlyList<PortForwardDefinition> definitions, CancellationToken ct)
+    {
+        if (_inventoryRead is null && definitions.Count == 0)
+        {
+            return;
+        }
+
+        if (await InventoryAsync(Unchecked, ct).ConfigureAwait(false) is not { } inventory)
+        {
+            return;
+        }
+
+        foreach (var def in definitions)
+        {
+            foreach (var finding in ForwardChecks.Check(def, inventory))
+            {
+                _observer.Warning(FormatWarning(finding));
+            }
+        }
+    }
+
+    private const string Unchecked = "-InInterface, -ExternalAddress and -InternalAddress were not checked against them";
 
     /// <summary>A finding of <see cref="ForwardChecks"/> as one warning: what, why, the fix and its check id.</summary>
     private static string FormatWarning(PortForwardFinding finding) =>

@@ -84,6 +84,16 @@ public sealed class PortForwardManager
     /// <summary>Validates requests into definitions (<see cref="GatewayFacts.ResolveAsync"/>); one that cannot be resolved is reported and left out.</summary>
     public Task<List<PortForwardDefinition>> ResolveAsync(IReadOnlyList<PortForwardRequest> requests, CancellationToken ct) => _facts.ResolveAsync(requests, ct);
 
+    /// <summary>As <see cref="ResolveAsync"/>, leaving the gateway's interfaces to be read while the change opens; <see cref="CheckResolvedAsync"/> warns afterwards (<see cref="GatewayFacts.ResolveUncheckedAsync"/>).</summary>
+    public Task<List<PortForwardDefinition>> ResolveUncheckedAsync(IReadOnlyList<PortForwardRequest> requests, CancellationToken ct) => _facts.ResolveUncheckedAsync(requests, ct);
+
+    /// <summary>The warnings about definitions that cannot work on this gateway (<see cref="GatewayFacts.CheckAsync"/>).</summary>
+    public async Task<bool> CheckResolvedAsync(IReadOnlyList<PortForwardDefinition> definitions, CancellationToken ct)
+    {
+        await _facts.CheckAsync(definitions, ct).ConfigureAwait(false);
+        return true;
+    }
+
     /// <summary>Takes the namespace lock and opens a change on a fresh snapshot: the start of every change.</summary>
     /// <param name="readForwarding">Also read the forwarding sysctls, alongside the snapshot (for adds).</param>
     /// <param name="adding">The forwards the change will add, when it may apply them (not -WhatIf): the backend starts its work for them alongside the read.</param>
@@ -209,7 +219,8 @@ public sealed class PortForwardManager
             var action = old is null ? "Create port forward"
                 : move ? $"Move port forward from the {old.Backend} backend to the {Backend.Name} backend (was: {old})"
                 : "Replace port forward (was: " + old + ")";
-            if (!_observer.ShouldProcess(Describe(def), action))
+            var described = Describe(def);
+            if (!_observer.ShouldProcess(described, action))
             {
                 continue;
             }
@@ -217,7 +228,7 @@ public sealed class PortForwardManager
             session.Batch[def.Name] = def;
             endpoints.Add(def);
             session.Accept(new PendingChange(def, old) { Backend = old is null || move ? Backend.Name : old.Backend ?? Backend.Name });
-            _observer.Debug($"Plan: {(old is null ? "create" : "replace")} {Describe(def)}");
+            _observer.Debug((old is null ? "Plan: create " : "Plan: replace ") + described);
         }
 
         session.WriteStream();
@@ -274,10 +285,12 @@ public sealed class PortForwardManager
     /// </summary>
     public async Task<IReadOnlyList<ChangeResult>> CommitAsync(ChangeSession session, CancellationToken ct)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var originals = session.Pending.Where(p => p.Old is not null).Select(p => p.Old!.Name).ToHashSet(PortForwardNames.Comparer);
         var outcome = await session.Change.CommitAsync(session.Pending, _observer, ct).ConfigureAwait(false);
         var pending = outcome.Applied;
         var applied = outcome.AnyApplied;
+        var committed = System.Diagnostics.Stopwatch.GetTimestamp();
 
         // The rules are in: connections still DNATed by the old definitions go now, or they would keep going to
         // the old target for as long as they stay busy.
@@ -299,10 +312,13 @@ public sealed class PortForwardManager
         }
 
         results.AddRange(session.Forgotten.Select(f => new ChangeResult(f, ChangeKind.Removed)));
+        var recording = System.Diagnostics.Stopwatch.GetTimestamp();
         if (applied || session.Forgotten.Count > 0)
         {
             await RecordAsync(results).ConfigureAwait(false);
         }
+
+        var recorded = System.Diagnostics.Stopwatch.GetTimestamp();
 
         // Forwarding is checked for every family the batch leaves forwards in, unchanged ones included, so a run
         // stopped before this point is repaired by the next one.
@@ -315,6 +331,7 @@ public sealed class PortForwardManager
             _observer.Verbose($"Set {key}=1 so that packets arriving on {iface} may be DNATed to the loopback address.");
         }
 
+        _observer.Debug($"Timing: backend commit {Timing.Ms(started, committed)}, stale flows and results {Timing.Ms(committed, recording)}, record of intent {Timing.Ms(recording, recorded)}, forwarding check {Timing.Ms(recorded)}.");
         return results;
     }
 

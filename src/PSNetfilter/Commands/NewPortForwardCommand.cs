@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Management.Automation;
 using PSNetfilter.Core.Engine;
 
@@ -12,6 +13,12 @@ namespace PSNetfilter.Commands;
 public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
 {
     private AddPipeline? _pipeline;
+    private EngineIntrinsics? _engine;
+
+    // For the "Timing:" line of -Debug: the first item's arrival and the time spent inside ProcessRecord.
+    private long _firstRecord;
+    private long _recordTicks;
+    private int _records;
 
     /// <summary>The parameters that bind from a piped object's properties, found once by reflection.</summary>
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
@@ -120,6 +127,12 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
 
     protected override void ProcessRecord()
     {
+        var started = Stopwatch.GetTimestamp();
+        if (_records++ == 0)
+        {
+            _firstRecord = started;
+        }
+
         try
         {
             // A blank CSV cell reaches the parameter as null (ConvertFrom-Csv and Import-Csv give a blank last cell
@@ -131,7 +144,7 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
                 NetworkNamespaceName.Check(column.Value as string ?? string.Empty);
             }
 
-            PipelineBinding.Check(this, InputObject, CommandLine);
+            PipelineBinding.Check(this, InputObject, CommandLine, ref _engine);
             var request = new PortForwardParameters
             {
                 Name = Name,
@@ -161,20 +174,33 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
         {
             WriteFailure(ex);
         }
+        finally
+        {
+            _recordTicks += Stopwatch.GetTimestamp() - started;
+        }
     }
 
     protected override void EndProcessing()
     {
         try
         {
+            var ended = Stopwatch.GetTimestamp();
+            if (_records > 0)
+            {
+                // Between the items is PowerShell: the upstream command and the binding of each item's properties.
+                WriteDebug($"Timing: {_records} item(s) in {Timing.Ms(_firstRecord, ended)}: {Timing.Ms(0, _recordTicks)} in ProcessRecord, the rest between items.");
+            }
+
             foreach (var (manager, results) in _pipeline?.Finish() ?? Enumerable.Empty<(PortForwardManager, IReadOnlyList<ChangeResult>)>())
             {
+                var written = Stopwatch.GetTimestamp();
                 foreach (var result in results)
                 {
                     WriteObject(Output.WithChange(result));
                 }
 
                 // The same ForeignTableDrop check as Test-PortForward: never silent when another table drops the traffic.
+                var checking = Stopwatch.GetTimestamp();
                 var forwards = results.Select(r => r.Forward).ToList();
 
                 // A persisted forward that moved to another backend moves in the units that persist it too.
@@ -187,6 +213,13 @@ public sealed class NewPortForwardCommand : PSNetfilterCmdlet, IDisposable
                 {
                     WriteWarning($"{finding.Forward}: {finding.What} {finding.Why} Fix: {finding.Fix}");
                 }
+
+                WriteDebug($"Timing: results written in {Timing.Ms(written, checking)}, other tables checked in {Timing.Ms(checking)}.");
+            }
+
+            if (_records > 0)
+            {
+                WriteDebug($"Timing: EndProcessing {Timing.Ms(ended)}.");
             }
         }
         catch (NetfilterException ex)

@@ -10,22 +10,26 @@ namespace PSNetfilter.Commands;
 /// </summary>
 internal static class PipelineBinding
 {
-    private static readonly Dictionary<string, System.Reflection.PropertyInfo> PipelineParameters = typeof(NewPortForwardCommand).GetProperties()
+    /// <summary>The parameters that bind from a piped object's properties, with their transformations: found once, by reflection.</summary>
+    private static readonly Dictionary<string, PipelineParameter> PipelineParameters = typeof(NewPortForwardCommand).GetProperties()
         .Where(p => p.GetCustomAttributes(typeof(ParameterAttribute), false).OfType<ParameterAttribute>().Any(a => a.ValueFromPipelineByPropertyName))
-        .ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
+        .ToDictionary(
+            p => p.Name,
+            p => new PipelineParameter(p, p.GetCustomAttributes(typeof(ArgumentTransformationAttribute), false).Cast<ArgumentTransformationAttribute>().ToArray()),
+            StringComparer.OrdinalIgnoreCase);
 
+    /// <param name="engine">The session's EngineIntrinsics for the transformations, looked up on first use and kept by the caller for the next item.</param>
     /// <exception cref="PortForwardValidationException">InvalidPipelineValue.</exception>
-    public static void Check(PSCmdlet command, PSObject? inputObject, IReadOnlySet<string> commandLine)
+    public static void Check(PSCmdlet command, PSObject? inputObject, IReadOnlySet<string> commandLine, ref EngineIntrinsics? engine)
     {
         if (inputObject is null || inputObject.BaseObject is PortForward)
         {
             return;
         }
 
-        EngineIntrinsics? engine = null;
         foreach (var property in inputObject.Properties)
         {
-            if (!PipelineParameters.TryGetValue(property.Name, out var parameter) || commandLine.Contains(parameter.Name))
+            if (!PipelineParameters.TryGetValue(property.Name, out var bound) || commandLine.Contains(bound.Property.Name))
             {
                 continue;
             }
@@ -46,11 +50,12 @@ internal static class PipelineBinding
             }
 
             engine ??= (EngineIntrinsics)command.GetVariableValue("ExecutionContext");
-            if (BindsAs(parameter, raw, engine, out var expected) && SameValue(expected, parameter.GetValue(command)))
+            if (BindsAs(bound, raw, engine, out var expected) && SameValue(expected, bound.Property.GetValue(command)))
             {
                 continue;
             }
 
+            var parameter = bound.Property;
             var name = inputObject.Properties["Name"]?.Value?.ToString();
             var type = Nullable.GetUnderlyingType(parameter.PropertyType) ?? parameter.PropertyType;
             var valid = type.IsEnum ? $" (valid: {string.Join(", ", Enum.GetNames(type))})" : string.Empty;
@@ -62,12 +67,12 @@ internal static class PipelineBinding
     }
 
     /// <summary>What the binder makes of <paramref name="raw"/> for <paramref name="parameter"/>; false when it cannot convert it.</summary>
-    private static bool BindsAs(System.Reflection.PropertyInfo parameter, object raw, EngineIntrinsics engine, out object? value)
+    private static bool BindsAs(PipelineParameter parameter, object raw, EngineIntrinsics engine, out object? value)
     {
         value = raw;
         try
         {
-            foreach (var transformation in parameter.GetCustomAttributes(typeof(ArgumentTransformationAttribute), false).Cast<ArgumentTransformationAttribute>())
+            foreach (var transformation in parameter.Transformations)
             {
                 value = transformation.Transform(engine, value);
             }
@@ -77,7 +82,7 @@ internal static class PipelineBinding
                 return true;
             }
 
-            value = LanguagePrimitives.ConvertTo(value, parameter.PropertyType, System.Globalization.CultureInfo.InvariantCulture);
+            value = LanguagePrimitives.ConvertTo(value, parameter.Property.PropertyType, System.Globalization.CultureInfo.InvariantCulture);
             return true;
         }
         catch (Exception ex) when (ex is ArgumentTransformationMetadataException or PSInvalidCastException or InvalidCastException)
@@ -95,4 +100,6 @@ internal static class PipelineBinding
         (System.Collections.IEnumerable a, System.Collections.IEnumerable b) => a.Cast<object?>().SequenceEqual(b.Cast<object?>()),
         _ => Equals(expected, actual),
     };
+
+    private sealed record PipelineParameter(System.Reflection.PropertyInfo Property, ArgumentTransformationAttribute[] Transformations);
 }

@@ -152,9 +152,17 @@ internal sealed class FakeProcessRunner : IProcessRunner, IKernelAccess
             }
 
             Requests.Add(request);
+            if (AddrGate is { } gate && Unwrap(request).Arguments.Contains("addr"))
+            {
+                return gate.ContinueWith(_ => Answer(Unwrap(request)), cancellationToken, TaskContinuationOptions.None, TaskScheduler.Default);
+            }
+
             return Task.FromResult(Answer(Unwrap(request)));
         }
     }
+
+    /// <summary>When set, <c>ip -j addr show</c> answers only once this task completes (a slow read of the gateway's interfaces).</summary>
+    public Task? AddrGate { get; set; }
 
     /// <summary>The stdin of every process started with its input to come, as written so far.</summary>
     public List<LiveInput> LiveInputs { get; } = new();

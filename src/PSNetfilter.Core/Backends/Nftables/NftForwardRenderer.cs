@@ -122,8 +122,8 @@ public static class NftForwardRenderer
 
     private static NftPart Element(string set, string role, string key, string comment, string? data)
     {
-        var line = $"add element {NftTableLayout.Table} {set} {{ {key} comment \"{Safe(comment)}\"{(data is null ? string.Empty : " : " + data)} }}";
-        return new NftPart(false, set, role, line, key);
+        var element = $"{key} comment \"{Safe(comment)}\"{(data is null ? string.Empty : " : " + data)}";
+        return new NftPart(false, set, role, $"add element {NftTableLayout.Table} {set} {{ {element} }}", key, element);
     }
 
     private static NftPart Rule(string chain, string role, string body, string comment) =>

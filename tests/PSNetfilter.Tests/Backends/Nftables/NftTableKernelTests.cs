@@ -49,6 +49,26 @@ public class NftTableKernelTests
     }
 
     [RootFact]
+    public void Batched_elements_make_the_same_table_as_one_line_per_element()
+    {
+        using var batched = new NftTestNamespace();
+        using var lines = new NftTestNamespace();
+        var all = NftDefs.All();
+        var (script, owners) = NftChangeScript.RenderOwned(NftTableState.Empty, all, Array.Empty<NftTableForward>(), batchElements: true);
+        Assert.Equal(script.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length, owners.Count);
+        batched.Nft(script);
+        lines.Nft(NftChangeScript.Render(NftTableState.Empty, all, Array.Empty<NftTableForward>()));
+
+        // The same table; the kernel may list the elements of a set in another order.
+        static List<string> Items(string listing) => listing.Split(new[] { '\n', ',' }, StringSplitOptions.RemoveEmptyEntries)
+            .Select(x => x.Trim().TrimStart('{').TrimEnd('}').Trim()).Where(x => x.Length > 0).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(Items(lines.ListTable()), Items(batched.ListTable()));
+        var state = NftTableReader.Read(batched.ListTableJson());
+        Assert.Equal(all.OrderBy(d => d.Name, StringComparer.Ordinal), state.Forwards.Select(f => f.Definition));
+        Assert.All(state.Forwards, f => Assert.Empty(f.Missing));
+    }
+
+    [RootFact]
     public void A_change_touches_only_our_table_and_removes_every_part()
     {
         using var ns = new NftTestNamespace();

@@ -131,4 +131,34 @@ public class NftTableRenderingTests
         Assert.Equal("delete element inet psnetfilter notes { \"0fd9bc91.1\" }", web.Parts.Single(p => p.Container == "notes").DeleteLine);
         Assert.False(NftTableReader.Read("""{"nftables": [{"table": {"family": "ip", "name": "psnetfilter", "handle": 1}}]}""").Exists);
     }
+
+    [Fact]
+    public void Batched_elements_are_one_line_per_set_and_the_rules_keep_their_owners()
+    {
+        var all = NftDefs.All();
+        var (plain, plainOwners) = NftChangeScript.RenderOwned(NftTableState.Empty, all, Array.Empty<NftTableForward>());
+        var (batched, owners) = NftChangeScript.RenderOwned(NftTableState.Empty, all, Array.Empty<NftTableForward>(), batchElements: true);
+        var plainLines = plain.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var lines = batched.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(lines.Length, owners.Count);
+
+        var elementLines = lines.Where(l => l.StartsWith("add element ", StringComparison.Ordinal)).ToList();
+        var sets = elementLines.Select(l => l.Split(' ')[4]).ToList();
+        Assert.Equal(sets.Distinct().Count(), sets.Count); // one line per set
+        Assert.All(Enumerable.Range(0, lines.Length).Where(i => lines[i].StartsWith("add element ", StringComparison.Ordinal)), i => Assert.Null(owners[i]));
+
+        // The same elements: every element of the plain script is in its set's batch.
+        foreach (var line in plainLines.Where(l => l.StartsWith("add element ", StringComparison.Ordinal)))
+        {
+            var set = line.Split(' ')[4];
+            var element = line[(line.IndexOf("{ ", StringComparison.Ordinal) + 2)..^2];
+            Assert.Contains(element, elementLines.Single(l => l.Split(' ')[4] == set), StringComparison.Ordinal);
+        }
+
+        // The rules: the same lines with the same owners.
+        var plainRules = plainLines.Select((l, i) => (l, plainOwners[i])).Where(x => x.l.StartsWith("add rule ", StringComparison.Ordinal)).ToList();
+        var rules = lines.Select((l, i) => (l, owners[i])).Where(x => x.l.StartsWith("add rule ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(plainRules, rules);
+        Assert.Equal(plainLines.Count(l => l.StartsWith("add element ", StringComparison.Ordinal)), elementLines.Sum(l => l.Split(" comment ").Length - 1));
+    }
 }

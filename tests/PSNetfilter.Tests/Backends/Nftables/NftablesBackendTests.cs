@@ -88,6 +88,28 @@ public sealed class NftablesBackendTests : IDisposable
         Assert.Equal(new[] { "a", "c" }, (await manager.GetAsync(CancellationToken.None)).Select(f => f.Name));
     }
 
+    [RootFact]
+    public async Task A_refused_batch_of_elements_is_tried_again_line_by_line_and_fails_its_forward_only()
+    {
+        // Many forwards: their elements go one line per set, so the refused line names no forward at first.
+        var real = NftRunner.For(new NetfilterHost(_ns.Name));
+        var refusing = new RefusingRunner(real, "psnf:v1:f17:fwd");
+        var manager = Manager(refusing);
+        var defs = Enumerable.Range(1, NftablesChange.BatchFromForwards + 8).Select(i => Defs.Simple($"f{i}", 2000 + i)).ToList();
+
+        var results = await AddAsync(manager, defs, force: false);
+
+        var expected = defs.Select(d => d.Name).Where(n => n != "f17").Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(expected, results.Select(r => r.Forward.Name).Order(StringComparer.Ordinal));
+        var failure = Assert.IsType<CommandFailedException>(Assert.Single(_observer.Failures));
+        Assert.Equal("NftCommandFailed", failure.ErrorId);
+        Assert.Equal("f17", failure.Target);
+        Assert.Equal(3, refusing.Scripts.Count); // the batch refused, the same line by line refused at f17, the rest
+        Assert.True(refusing.Scripts[0].Split('\n').Count(l => l.StartsWith("add element", StringComparison.Ordinal)) <= NftTableLayout.Containers().Count());
+        Assert.True(refusing.Scripts[1].Split('\n').Count(l => l.StartsWith("add element", StringComparison.Ordinal)) >= 2 * defs.Count);
+        Assert.Equal(expected, (await manager.GetAsync(CancellationToken.None)).Select(f => f.Name).Order(StringComparer.Ordinal));
+    }
+
     private static async Task<IReadOnlyList<ChangeResult>> AddAsync(PortForwardManager manager, IReadOnlyList<PortForwardDefinition> defs, bool force)
     {
         using var session = await manager.OpenAsync(CancellationToken.None, readForwarding: true, adding: defs);

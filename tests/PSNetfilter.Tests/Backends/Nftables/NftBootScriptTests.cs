@@ -200,4 +200,33 @@ public sealed class NftBootScriptTests : IDisposable
         Assert.Empty(NftTableReader.Read(ns.ListTableJson()).Forwards);
         Assert.DoesNotContain("psnf:v1:", ns.Exec("iptables-save", "-t", "nat"), StringComparison.Ordinal);
     }
+
+    [RootFact]
+    public void Where_iptables_FORWARD_drops_start_adds_the_forward_accepts_there_and_stop_removes_them()
+    {
+        using var ns = new NftTestNamespace();
+        var script = Install(NftSet(NftDefs.Web));
+
+        string Filter() => string.Join('\n', ns.Exec("iptables-save", "-c", "-t", "filter").Split('\n').Where(l => !l.StartsWith('#')));
+
+        // No drop: nothing is written to iptables (a pure nftables host stays pure).
+        Run(ns, script, "start");
+        Assert.DoesNotContain("psnf:v1:", ns.Exec("iptables-save", "-t", "filter"), StringComparison.Ordinal);
+
+        // Docker's or ufw's policy: the reload (what docker.service's start triggers) adds the accept.
+        ns.Exec("iptables", "-P", "FORWARD", "DROP");
+        var output = Run(ns, script, "reload");
+        Assert.Contains("with the FORWARD accepts of web", output, StringComparison.Ordinal);
+        var filter = Filter();
+        Assert.Contains("psnf:v1:web:nftfwd", filter, StringComparison.Ordinal);
+        Assert.Contains("-A FORWARD -j PSNF-FORWARD", filter, StringComparison.Ordinal);
+
+        // Again: left alone.
+        Assert.Contains("left alone: web", Run(ns, script, "reload"), StringComparison.Ordinal);
+        Assert.Equal(filter, Filter());
+
+        Run(ns, script, "stop");
+        Assert.DoesNotContain("PSNF-", ns.Exec("iptables-save", "-t", "filter"), StringComparison.Ordinal);
+        Assert.Empty(NftTableReader.Read(ns.ListTableJson()).Forwards);
+    }
 }

@@ -260,6 +260,7 @@ Describe "$NetnsTitle, <Backend> backend" -Skip:([bool]$NetnsSkipReason) -ForEac
             $f.SnatAddress | Should -BeOfType [System.Net.IPAddress]
             $f.SnatAddress.ToString() | Should -Be $script:gwIn
             $f.NetworkNamespace | Should -Be $script:gw
+            $f.Backend | Should -Be $Backend.ToLowerInvariant() -Because 'the preference chose the backend'
             Assert-ForeignRulesIntact 'New-PortForward seed'
             Assert-JumpsFirst IPv4
         }

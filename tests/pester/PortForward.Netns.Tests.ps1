@@ -108,6 +108,18 @@ BeforeAll {
         @($Lines | Where-Object { $_ -cnotmatch 'PSNF-' })
     }
 
+    function script:Save-Baseline {
+        # What the fixtures (and the admin's rules) left: the foreign rules every later assertion compares with.
+        $script:BaselineTables = Get-TableDump $script:gw
+        $script:BaselineDump = Get-FullDump $script:gw
+        $script:BaselineNftOthers = (Split-NftRuleset (Get-NftRuleset $script:gw)).Others
+    }
+
+    function script:Invoke-Iptables([string]$Tool, [string[]]$Arguments) {
+        & $script:IpTool netns exec $script:gw $Tool -w @Arguments
+        if ($LASTEXITCODE -ne 0) { throw "$Tool $($Arguments -join ' ') failed in $($script:gw) (exit $LASTEXITCODE)" }
+    }
+
     function script:Assert-ForeignRulesIntact([string]$After) {
         $now = Get-TableDump $script:gw
         @($now.Keys) | Should -Be @($script:BaselineTables.Keys) -Because "after $After the gateway must have the same tables as after loading the fixtures"
@@ -188,19 +200,7 @@ Describe "$NetnsTitle, <Backend> backend" -Skip:([bool]$NetnsSkipReason) -ForEac
         $script:client = $script:lab.ClientAddress              # 203.0.113.2
 
         Import-ForeignFixtures $script:gw
-        if ($Backend -eq 'Nftables') {
-            # Docker's FORWARD policy DROP (ip/ip6 filter) drops what an accept in another table let through: the
-            # nftables backend's forwards carry nothing here unless the admin opens DOCKER-USER for connections
-            # DNATed on this gateway, as Docker documents for traffic it does not manage. The iptables backend
-            # needs no such rule (its FORWARD jump comes first). Part of the baseline: a foreign rule like any other.
-            foreach ($tool in 'iptables', 'ip6tables') {
-                & $script:IpTool netns exec $script:gw $tool -w -I DOCKER-USER -m conntrack --ctstate DNAT -j ACCEPT
-                if ($LASTEXITCODE -ne 0) { throw "$tool -I DOCKER-USER failed in $($script:gw)" }
-            }
-        }
-        $script:BaselineTables = Get-TableDump $script:gw
-        $script:BaselineDump = Get-FullDump $script:gw
-        $script:BaselineNftOthers = (Split-NftRuleset (Get-NftRuleset $script:gw)).Others
+        Save-Baseline
 
         # One hello server for every port used below (it listens dual-stack).
         $null = Start-PSNetfilterLabServer -Lab $script:lab -TcpPort (8080..8089) -UdpPort 5353, 5354
@@ -247,6 +247,52 @@ Describe "$NetnsTitle, <Backend> backend" -Skip:([bool]$NetnsSkipReason) -ForEac
             @{ Protocol = 'Tcp'; Address = $script:ext6; Port = 8080 }
         )
         $r | ForEach-Object { $_.Success | Should -BeFalse -Because 'nothing forwards to the server yet' }
+    }
+
+    # Docker's FORWARD policy DROP (ip/ip6 filter) drops what an accept in another table let through: the iptables
+    # backend's FORWARD jump comes first and accepts its forwards, the nftables backend's table cannot.
+    if ($Backend -eq 'Nftables') {
+        Context 'Docker''s FORWARD policy DROP and the nftables backend' {
+            AfterAll {
+                Remove-PortForward -NetworkNamespace $script:gw -Name docker-probe -ErrorAction SilentlyContinue
+                # From here on the admin opens DOCKER-USER for every connection DNATed on this gateway, as Docker
+                # documents for traffic it does not manage: part of the foreign rules every later test compares with.
+                foreach ($tool in 'iptables', 'ip6tables') { Invoke-Iptables $tool @('-I', 'DOCKER-USER', '-m', 'conntrack', '--ctstate', 'DNAT', '-j', 'ACCEPT') }
+                Save-Baseline
+            }
+
+            It 'names iptables'' FORWARD chain that drops a forward (New-PortForward warns, Test-PortForward reports it), and the traffic is dropped' {
+                $p = New-PortForward -NetworkNamespace $script:gw -Name docker-probe -ExternalAddress $script:ext -ExternalPort 8089 -InternalAddress $script:srv -WarningVariable w -WarningAction SilentlyContinue
+                $p.Change | Should -Be 'Created'
+                @($w | Where-Object { "$_" -like 'docker-probe: Table ip filter, chain FORWARD*by its policy drop*' }).Count | Should -Be 1 -Because "warnings: $(@($w) -join ' | ')"
+                $finding = @(Test-PortForward -NetworkNamespace $script:gw -Name docker-probe -NoConnect | Where-Object Check -eq 'ForeignTableDrop')
+                $finding.Count | Should -Be 1
+                # A Warning, not an Error: kube-proxy's and Calico's FORWARD rules above the policy use xt matches
+                # (comment, conntrack) the evaluator does not model, and the finding names them (Docker's alone is an
+                # Error: NftablesIptablesDropTests).
+                ($finding[0].Severity, $finding[0].Table, $finding[0].Chain) -join '|' | Should -Be 'Warning|ip filter|FORWARD'
+                $finding[0].What | Should -BeLike '*by its policy drop*'
+                $finding[0].Why | Should -Match 'KUBE-FORWARD'
+                $finding[0].Fix | Should -BeLike "iptables -I FORWARD -m conntrack --ctstate DNAT --ctproto tcp --ctorigdst $($script:ext) --ctorigdstport 8089 --ctreplsrc $($script:srv) --ctreplsrcport 8089 -j ACCEPT *"
+                $script:ProbeFix = ($finding[0].Fix -split '  ')[0]
+                (Invoke-Probe @(@{ Protocol = 'Tcp'; Address = $script:ext; Port = 8089 }))[0].Success | Should -BeFalse -Because 'ip filter FORWARD drops it by its policy'
+            }
+
+            It 'carries it once the command of the finding is applied as written' {
+                $words = @($script:ProbeFix -split ' ')
+                Invoke-Iptables $words[0] @($words | Select-Object -Skip 1)
+                try {
+                    (Invoke-Probe @(@{ Protocol = 'Tcp'; Address = $script:ext; Port = 8089 }))[0].Reply | Should -BeExactly (Hello $script:gwIn tcp 8089)
+                    # The rule is an xt match in the kernel (iptables-nft's conntrack match), which the evaluator cannot
+                    # read: the drop is uncertain now, a Warning naming that rule first, never an Error.
+                    $after = @(Test-PortForward -NetworkNamespace $script:gw -Name docker-probe -NoConnect | Where-Object Check -eq 'ForeignTableDrop')
+                    $after | ForEach-Object { "$($_.Severity)|$($_.Why)" | Should -BeLike 'Warning|*accepts it first (xt match conntrack counter accept;*' }
+                }
+                finally {
+                    Invoke-Iptables $words[0] (@('-D') + @($words | Select-Object -Skip 2))
+                }
+            }
+        }
     }
 
     Context 'the seed gateway: tcp 203.0.113.1:8080 -> 198.51.100.10:8080 with default SNAT' {

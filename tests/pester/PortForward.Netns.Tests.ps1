@@ -16,7 +16,9 @@
 # nftables backend the same assertions read nft: iptables' tables stay exactly as the fixtures left them (that
 # backend writes no iptables rule), every nftables table but `table inet psnetfilter` stays byte-identical
 # (`nft -s list ruleset` minus ours), and our table holds one dispatch rule per map where iptables holds one jump
-# per chain.
+# per chain. Docker's FORWARD policy DROP drops the nftables backend's traffic (an accept in our table ends only our
+# table): the nftables run first proves that Test-PortForward names it and that its fix works, then opens DOCKER-USER
+# for DNATed connections, as an admin of that gateway would, and takes that rule into the baseline.
 #
 # The It blocks of the main Describe run in order and build on each other (one lab, one server process):
 # forwards created early are used by the idempotence, -WhatIf, wildcard and pipeline tests further down.

@@ -10,8 +10,10 @@ BeforeDiscovery {
     }
 }
 
-Describe 'Default views of PortForward' -Skip:([bool]$FormatSkipReason) {
+Describe 'Default views of PortForward, <Backend> backend' -Skip:([bool]$FormatSkipReason) -ForEach @(@{ Backend = 'Iptables' }, @{ Backend = 'Nftables' }) {
     BeforeAll {
+        # The same views for each backend: the forwards go to the one of this block (the module-wide preference).
+        $global:PSNetfilterBackend = $Backend
         Import-Module (Join-Path $PSScriptRoot '../support/TestProcess.psm1') -Force
         $modulePath = if ($env:PSNETFILTER_TEST_MODULE) { $env:PSNETFILTER_TEST_MODULE } else { Join-Path $PSScriptRoot '../../out/PSNetfilter' }
         Import-Module (Join-Path $modulePath 'PSNetfilter.psd1') -Force
@@ -33,6 +35,7 @@ Describe 'Default views of PortForward' -Skip:([bool]$FormatSkipReason) {
         $script:plain = Get-PortForward -NetworkNamespace $script:ns -Name plain -ErrorAction Stop
     }
     AfterAll {
+        Remove-Variable -Name PSNetfilterBackend -Scope Global -ErrorAction SilentlyContinue
         if ($script:ns) { Invoke-TestProcess (Resolve-TestTool ip) -ArgumentList @('netns', 'del', $script:ns) | Out-Null }
     }
 
@@ -43,7 +46,7 @@ Describe 'Default views of PortForward' -Skip:([bool]$FormatSkipReason) {
         $text | Should -Match '(?m)^SourceAddress\s+: 192\.0\.2\.0/24, 198\.51\.100\.7/32\s*$'
         $text | Should -Match '(?m)^InInterface\s+: h4mfmt0\s*$'
         $text | Should -Match '(?m)^IncludeLocal\s+: True\s*$'
-        $text | Should -Match '(?m)^Backend\s+: iptables\s*$'
+        $text | Should -Match "(?m)^Backend\s+: $($Backend.ToLowerInvariant())\s*`$"
     }
 
     It 'the list view shows a single port as a number and no restriction for an open forward' {

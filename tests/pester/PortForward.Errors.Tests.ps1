@@ -103,7 +103,15 @@ BeforeAll {
     }
 
     function script:Get-FullDump([string]$Namespace) {
-        "### IPv4`n" + (Get-PSNetfilterLabDump -Namespace $Namespace -Family IPv4) + "`n### IPv6`n" + (Get-PSNetfilterLabDump -Namespace $Namespace -Family IPv6)
+        # Both iptables families; for the nftables backend the whole nftables ruleset too (nft -s: no counters;
+        # standard output only, nft warns about iptables-nft's tables on standard error).
+        $dump = "### IPv4`n" + (Get-PSNetfilterLabDump -Namespace $Namespace -Family IPv4) + "`n### IPv6`n" + (Get-PSNetfilterLabDump -Namespace $Namespace -Family IPv6)
+        if ($Backend -eq 'Nftables') {
+            $nft = @(& ip netns exec $Namespace nft -s list ruleset 2>$null)
+            if ($LASTEXITCODE -ne 0) { throw "nft -s list ruleset in $Namespace failed (exit $LASTEXITCODE)" }
+            $dump += "`n### nft`n" + ($nft -join "`n")
+        }
+        $dump
     }
 
     function script:Assert-GatewayDump([string]$Expected, [string]$Because = 'nothing may change') {
@@ -173,8 +181,11 @@ foreach ($c in $calls.Keys) {
 '@
 }
 
-Describe $ErrorsTitle -Skip:([bool]$ErrorsSkipReason) {
+Describe "$ErrorsTitle, <Backend> backend" -Skip:([bool]$ErrorsSkipReason) -ForEach @(@{ Backend = 'Iptables' }, @{ Backend = 'Nftables' }) {
     BeforeAll {
+        # The same cases for each backend: the module-wide preference here, the environment for the child pwsh.
+        $global:PSNetfilterBackend = $Backend
+        $env:PSNETFILTER_BACKEND = $Backend
         Import-Module (Join-Path $PSScriptRoot '../lab/PSNetfilterLab.psm1') -Force
         Import-Module (Join-Path $PSScriptRoot '../support/TestProcess.psm1') -Force
         if (-not (Test-Path -LiteralPath $script:ModuleManifest)) {
@@ -191,10 +202,13 @@ Describe $ErrorsTitle -Skip:([bool]$ErrorsSkipReason) {
         $keep = New-PortForward -NetworkNamespace $script:gw -Name keep -ExternalAddress 203.0.113.1 -ExternalPort 8080 -InternalAddress 198.51.100.10
         $keep6 = New-PortForward -NetworkNamespace $script:gw -Name keep6 -ExternalAddress 2001:db8:1::1 -ExternalPort 8080 -InternalAddress 2001:db8:2::10
         if ($keep.Change -ne 'Created' -or $keep6.Change -ne 'Created') { throw "could not create the 'keep' and 'keep6' forwards" }
+        if ($keep.Backend -ne $Backend.ToLowerInvariant()) { throw "'keep' went to the $($keep.Backend) backend, not $Backend" }
         $script:Initial = Get-FullDump $script:gw
     }
 
     AfterAll {
+        Remove-Variable -Name PSNetfilterBackend -Scope Global -ErrorAction SilentlyContinue
+        Remove-Item -LiteralPath Env:PSNETFILTER_BACKEND -ErrorAction SilentlyContinue
         if ($script:lab) { Remove-PSNetfilterLab -Lab $script:lab }
     }
 
@@ -386,7 +400,8 @@ Describe $ErrorsTitle -Skip:([bool]$ErrorsSkipReason) {
             Assert-GatewayDump $before
         }
 
-        It 'names the package to install when iptables is missing (ToolNotInstalled)' -Skip:([bool]$NoIptablesSkipReason) {
+        # The iptables backend's: the nftables backend runs nft in-process (libnftables) and needs no iptables.
+        It 'names the package to install when iptables is missing (ToolNotInstalled)' -Skip:([bool]$NoIptablesSkipReason -or $Backend -ne 'Iptables') {
             # PATH alone cannot hide iptables: the module also looks in /usr/sbin, /sbin and the other standard
             # folders. So the child runs in a private mount namespace (unshare --mount) with empty tmpfs mounted
             # over the sbin folders; nothing outside that child's mount namespace changes.

@@ -227,7 +227,10 @@ function Invoke-RelIptables {
 function Get-RelDump {
     <#
         iptables-save (the module's backend) of one of our namespaces as lines: '#' lines dropped, chain
-        counters removed. With -Table only that table.
+        counters removed. With -Table only that table. When the module writes to its nftables backend
+        (PSNETFILTER_BACKEND=Nftables, the preference the module reads) and no -Table is given, the nftables
+        ruleset follows (Get-RelNftLines): every other table whole, and of `table inet psnetfilter` what belongs
+        to -Family.
     #>
     param(
         [Parameter(Mandatory)][string]$Namespace,
@@ -240,19 +243,57 @@ function Get-RelDump {
     if ($Table) { $a = @('-t', $Table) }
     $out = (Invoke-RelInNamespace -Namespace $Namespace -FilePath $tool -ArgumentList $a).StdOut
     $out -split "`r?`n" | Where-Object { $_ -and -not $_.StartsWith('#') } | ForEach-Object { $_ -replace '\s*\[\d+:\d+\]$', '' }
+    if (-not $Table -and "$env:PSNETFILTER_BACKEND" -eq 'Nftables') { Get-RelNftLines -Namespace $Namespace -Family $Family }
+}
+
+function Get-RelNftLines {
+    <#
+        `nft -s list ruleset` (no counters) of one of our namespaces as lines: every table but ours whole, and of
+        `table inet psnetfilter` its header, the maps and sets of -Family (names ending in 4 or 6) and the chain
+        rules of that family (the dispatch rules that read them, comment "psnf:v1:@dnat4" and so on, and the rules
+        of rule forwards). The chain headers and the notes set (descriptions, for both families) are left out.
+    #>
+    param(
+        [Parameter(Mandatory)][string]$Namespace,
+        [ValidateSet('IPv4', 'IPv6')][string]$Family = 'IPv4'
+    )
+    $digit = if ($Family -eq 'IPv6') { '6' } else { '4' }
+    # Standard output only: nft warns about iptables-nft's tables on standard error.
+    $out = (Invoke-RelInNamespace -Namespace $Namespace -FilePath (Resolve-RelTool nft) -ArgumentList @('-s', 'list', 'ruleset')).StdOut
+    $inOurs = $false
+    $block = $null
+    foreach ($line in ($out -split "`r?`n" | Where-Object { $_ })) {
+        if ($line -ceq 'table inet psnetfilter {') { $inOurs = $true; $line; continue }
+        if (-not $inOurs) { $line; continue }
+        if ($line -ceq '}') { $inOurs = $false; $line; continue }
+        if ($line -match '^\t(map|set|chain) (\S+) \{$') { $block = $Matches[2]; if ($Matches[1] -ne 'chain' -and $block.EndsWith($digit)) { $line }; continue }
+        if ($null -eq $block) { continue }
+        if ($block -match '\d$') { if ($block.EndsWith($digit)) { $line }; continue }
+        # A chain rule: a dispatch rule reads a map or set of its family, a forward's own rule names its family.
+        $ruleDigit = if ($line -match '@[a-z]+(\d)\b') { $Matches[1] } elseif ($line -match 'nfproto ipv6|\bip6 ') { '6' } elseif ($line -match 'nfproto ipv4|\bip ') { '4' } else { '' }
+        if ($ruleDigit -eq $digit) { $line }
+    }
 }
 
 function Get-RelForeignLines {
     # The lines of a dump that do not belong to the module: nothing that names a PSNF- chain or a psnf:v1: tag
-    # (case-sensitive: the exotic fixture's 'psnf-exotic-matches' chain is foreign).
+    # (case-sensitive: the exotic fixture's 'psnf-exotic-matches' chain is foreign), and nothing of the nftables
+    # backend's `table inet psnetfilter` (its lines up to the table's closing brace).
     param([AllowNull()][AllowEmptyCollection()][string[]]$Lines)
-    @($Lines) | Where-Object { $_ -cnotmatch 'PSNF-' -and $_ -cnotmatch 'psnf:v1:' }
+    $inOurs = $false
+    foreach ($l in @($Lines)) {
+        if ($l -ceq 'table inet psnetfilter {') { $inOurs = $true; continue }
+        if ($inOurs) { if ($l -ceq '}') { $inOurs = $false }; continue }
+        if ($l -cnotmatch 'PSNF-' -and $l -cnotmatch 'psnf:v1:') { $l }
+    }
 }
 
 function Get-RelTagCount {
     <#
         Counts the module's tags in a dump: a hashtable NAME -> hashtable ROLE -> number of rules whose comment
-        is psnf:v1:NAME:ROLE[...]. Unreadable tags count under their raw text.
+        is psnf:v1:NAME:ROLE[...]. Unreadable tags count under their raw text. The nftables backend's
+        masquerade element (role masq) counts as the snat part, as the iptables backend's MASQUERADE rule (role
+        snat); its description notes (role d0, d1, ...) are no rule and are not counted.
     #>
     param([AllowNull()][AllowEmptyCollection()][string[]]$Lines)
     $counts = @{}
@@ -260,6 +301,8 @@ function Get-RelTagCount {
         foreach ($m in [regex]::Matches($l, 'psnf:v1:([A-Za-z0-9._-]+)(?::([A-Za-z0-9_-]*))?')) {
             $name = $m.Groups[1].Value
             $role = if ($m.Groups[2].Success) { $m.Groups[2].Value } else { '' }
+            if ($role -cmatch '^d\d+$') { continue }
+            if ($role -ceq 'masq') { $role = 'snat' }
             if (-not $counts.ContainsKey($name)) { $counts[$name] = @{} }
             $counts[$name][$role] = 1 + $(if ($counts[$name].ContainsKey($role)) { $counts[$name][$role] } else { 0 })
         }
@@ -299,12 +342,13 @@ function Get-RelTagProblem {
 }
 
 function Get-RelJumpCount {
-    # How often each module jump appears in a dump.
+    # How often each module jump appears in a dump; the nftables backend's dispatch rules count as its jumps
+    # (prerouting: the one reading @dnat4/6, postrouting: @snat4/6, forward: @accept4/6).
     param([AllowNull()][AllowEmptyCollection()][string[]]$Lines)
     [pscustomobject]@{
-        PreRouting  = @(@($Lines) | Where-Object { $_ -ceq '-A PREROUTING -j PSNF-PREROUTING' }).Count
-        PostRouting = @(@($Lines) | Where-Object { $_ -ceq '-A POSTROUTING -j PSNF-POSTROUTING' }).Count
-        Forward     = @(@($Lines) | Where-Object { $_ -ceq '-A FORWARD -j PSNF-FORWARD' }).Count
+        PreRouting  = @(@($Lines) | Where-Object { $_ -ceq '-A PREROUTING -j PSNF-PREROUTING' -or $_ -cmatch 'comment "psnf:v1:@dnat[46]"' }).Count
+        PostRouting = @(@($Lines) | Where-Object { $_ -ceq '-A POSTROUTING -j PSNF-POSTROUTING' -or $_ -cmatch 'comment "psnf:v1:@snat[46]"' }).Count
+        Forward     = @(@($Lines) | Where-Object { $_ -ceq '-A FORWARD -j PSNF-FORWARD' -or $_ -cmatch 'comment "psnf:v1:@accept[46]"' }).Count
     }
 }
 
@@ -544,6 +588,6 @@ function Wait-RelCondition {
 Export-ModuleMember -Function Resolve-RelTool, Test-RelTool, Invoke-RelProcess, Invoke-RelInNamespace,
     Start-RelChildPwsh, Get-RelChildText, Stop-RelProcess, New-RelTempDirectory, New-RelNamespace, Get-RelLockPath,
     Remove-RelResources, Get-RelBackend, Import-RelRules, Invoke-RelIptables, Get-RelDump, Get-RelForeignLines,
-    Get-RelTagCount, Get-RelTagProblem, Get-RelJumpCount, New-RelForwardItem, Start-RelPipeline, Stop-RelPipeline,
+    Get-RelNftLines, Get-RelTagCount, Get-RelTagProblem, Get-RelJumpCount, New-RelForwardItem, Start-RelPipeline, Stop-RelPipeline,
     Complete-RelPipeline, Invoke-RelPipeline, Format-RelResult, Test-RelLockFree, Start-RelLockHolder,
     Get-RelNamespaceInode, Find-RelRestoreProcess, New-RelStallingSaveDirectory, Wait-RelCondition

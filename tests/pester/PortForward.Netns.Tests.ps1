@@ -68,12 +68,17 @@ BeforeAll {
         $out
     }
 
-    function script:Split-NftRuleset([string[]]$Lines) {
-        # Ours: the lines of `table inet psnetfilter`; Others: every other line, in order.
+    function script:Split-NftRuleset([string[]]$Lines, [switch]$WithoutIptables) {
+        # Ours: the lines of `table inet psnetfilter`; Others: every other line, in order (with -WithoutIptables not
+        # those of iptables-nft's nat and filter tables either: Assert-ForeignRulesIntact compares them through
+        # iptables-save, the module's PSNF- chains left out).
         $ours = [System.Collections.Generic.List[string]]::new()
         $others = [System.Collections.Generic.List[string]]::new()
         $inOurs = $false
+        $skip = $false
         foreach ($line in $Lines) {
+            if ($WithoutIptables -and $line -cmatch '^table ip6? (filter|nat) \{$') { $skip = $true }
+            if ($skip) { if ($line -ceq '}') { $skip = $false }; continue }
             if ($line -ceq 'table inet psnetfilter {') { $inOurs = $true }
             if ($inOurs) { $ours.Add($line); if ($line -ceq '}') { $inOurs = $false } } else { $others.Add($line) }
         }
@@ -114,7 +119,7 @@ BeforeAll {
         # What the fixtures (and the admin's rules) left: the foreign rules every later assertion compares with.
         $script:BaselineTables = Get-TableDump $script:gw
         $script:BaselineDump = Get-FullDump $script:gw
-        $script:BaselineNftOthers = (Split-NftRuleset (Get-NftRuleset $script:gw)).Others
+        $script:BaselineNftOthers = (Split-NftRuleset (Get-NftRuleset $script:gw) -WithoutIptables).Others
     }
 
     function script:Invoke-Iptables([string]$Tool, [string[]]$Arguments) {
@@ -126,13 +131,14 @@ BeforeAll {
         $now = Get-TableDump $script:gw
         @($now.Keys) | Should -Be @($script:BaselineTables.Keys) -Because "after $After the gateway must have the same tables as after loading the fixtures"
         foreach ($key in $script:BaselineTables.Keys) {
-            # The nftables backend writes no iptables rule at all: its iptables tables stay exactly as they were.
-            $lines = if ($Backend -eq 'Iptables') { Remove-PsnfLine $now[$key] } else { $now[$key] }
+            # Both backends write the module's PSNF- chains (the nftables backend only its forwards' accepts in
+            # FORWARD, where the fixtures' FORWARD drops): what is left must be exactly the fixtures.
+            $lines = Remove-PsnfLine $now[$key]
             $lines -join "`n" |
                 Should -BeExactly ($script:BaselineTables[$key] -join "`n") -Because "after $After, table '$key' without PSNF lines must be exactly what the fixtures left"
         }
         if ($Backend -eq 'Nftables') {
-            (Split-NftRuleset (Get-NftRuleset $script:gw)).Others -join "`n" |
+            (Split-NftRuleset (Get-NftRuleset $script:gw) -WithoutIptables).Others -join "`n" |
                 Should -BeExactly ($script:BaselineNftOthers -join "`n") -Because "after $After every nftables table but inet psnetfilter must be byte-identical"
         }
         $now['IPv4 filter'] | Should -Contain ':FORWARD DROP' -Because "after $After the IPv4 FORWARD policy must still be DROP"
@@ -255,44 +261,20 @@ Describe "$NetnsTitle, <Backend> backend" -Skip:([bool]$NetnsSkipReason) -ForEac
     # backend's FORWARD jump comes first and accepts its forwards, the nftables backend's table cannot.
     if ($Backend -eq 'Nftables') {
         Context 'Docker''s FORWARD policy DROP and the nftables backend' {
-            AfterAll {
-                Remove-PortForward -NetworkNamespace $script:gw -Name docker-probe -ErrorAction SilentlyContinue
-                # From here on the admin opens DOCKER-USER for every connection DNATed on this gateway, as Docker
-                # documents for traffic it does not manage: part of the foreign rules every later test compares with.
-                foreach ($tool in 'iptables', 'ip6tables') { Invoke-Iptables $tool @('-I', 'DOCKER-USER', '-m', 'conntrack', '--ctstate', 'DNAT', '-j', 'ACCEPT') }
-                Save-Baseline
-            }
+            AfterAll { Remove-PortForward -NetworkNamespace $script:gw -Name docker-probe -ErrorAction SilentlyContinue }
 
-            It 'names iptables'' FORWARD chain that drops a forward (New-PortForward warns, Test-PortForward reports it), and the traffic is dropped' {
-                $p = New-PortForward -NetworkNamespace $script:gw -Name docker-probe -ExternalAddress $script:ext -ExternalPort 8089 -InternalAddress $script:srv -WarningVariable w -WarningAction SilentlyContinue
+            It 'carries a forward through it: the forward''s accept is written into iptables'' FORWARD too, and goes with it' {
+                $p = New-PortForward -NetworkNamespace $script:gw -Name docker-probe -ExternalAddress $script:ext -ExternalPort 8089 -InternalAddress $script:srv -WarningAction SilentlyContinue
                 $p.Change | Should -Be 'Created'
-                @($w | Where-Object { "$_" -like 'docker-probe: Table ip filter, chain FORWARD*by its policy drop*' }).Count | Should -Be 1 -Because "warnings: $(@($w) -join ' | ')"
-                $finding = @(Test-PortForward -NetworkNamespace $script:gw -Name docker-probe -NoConnect | Where-Object Check -eq 'ForeignTableDrop')
-                $finding.Count | Should -Be 1
-                # A Warning, not an Error: kube-proxy's and Calico's FORWARD rules above the policy use xt matches
-                # (comment, conntrack) the evaluator does not model, and the finding names them (Docker's alone is an
-                # Error: NftablesIptablesDropTests).
-                ($finding[0].Severity, $finding[0].Table, $finding[0].Chain) -join '|' | Should -Be 'Warning|ip filter|FORWARD'
-                $finding[0].What | Should -BeLike '*by its policy drop*'
-                $finding[0].Why | Should -Match 'KUBE-FORWARD'
-                $finding[0].Fix | Should -BeLike "iptables -I FORWARD -m conntrack --ctstate DNAT --ctproto tcp --ctorigdst $($script:ext) --ctorigdstport 8089 --ctreplsrc $($script:srv) --ctreplsrcport 8089 -j ACCEPT *"
-                $script:ProbeFix = ($finding[0].Fix -split '  ')[0]
-                (Invoke-Probe @(@{ Protocol = 'Tcp'; Address = $script:ext; Port = 8089 }))[0].Success | Should -BeFalse -Because 'ip filter FORWARD drops it by its policy'
-            }
-
-            It 'carries it once the command of the finding is applied as written' {
-                $words = @($script:ProbeFix -split ' ')
-                Invoke-Iptables $words[0] @($words | Select-Object -Skip 1)
-                try {
-                    (Invoke-Probe @(@{ Protocol = 'Tcp'; Address = $script:ext; Port = 8089 }))[0].Reply | Should -BeExactly (Hello $script:gwIn tcp 8089)
-                    # The rule is an xt match in the kernel (iptables-nft's conntrack match), which the evaluator cannot
-                    # read: the drop is uncertain now, a Warning naming that rule first, never an Error.
-                    $after = @(Test-PortForward -NetworkNamespace $script:gw -Name docker-probe -NoConnect | Where-Object Check -eq 'ForeignTableDrop')
-                    $after | ForEach-Object { "$($_.Severity)|$($_.Why)" | Should -BeLike 'Warning|*accepts it first (xt match conntrack counter accept;*' }
-                }
-                finally {
-                    Invoke-Iptables $words[0] (@('-D') + @($words | Select-Object -Skip 2))
-                }
+                $p.Backend | Should -Be 'nftables'
+                (Invoke-Probe @(@{ Protocol = 'Tcp'; Address = $script:ext; Port = 8089 }))[0].Reply | Should -BeExactly (Hello $script:gwIn tcp 8089)
+                $filter = (Get-TableDump $script:gw)["IPv4 filter"]
+                @($filter | Where-Object { $_ -clike '-A PSNF-*psnf:v1:docker-probe:nftfwd*-j ACCEPT' }).Count | Should -Be 1
+                @($filter | Where-Object { $_ -clike '-A FORWARD *' })[0] | Should -BeExactly '-A FORWARD -j PSNF-FORWARD'
+                @(Test-PortForward -NetworkNamespace $script:gw -Name docker-probe -NoConnect | Where-Object Severity -eq 'Error') | Should -BeNullOrEmpty
+                Remove-PortForward -NetworkNamespace $script:gw -Name docker-probe
+                @((Get-TableDump $script:gw)["IPv4 filter"] | Where-Object { $_ -cmatch 'PSNF-' }) | Should -BeNullOrEmpty -Because 'the last forward takes the module''s chains along'
+                Assert-ForeignRulesIntact 'the docker-probe forward came and went'
             }
         }
     }
@@ -614,9 +596,11 @@ Describe "$NetnsTitle, <Backend> backend" -Skip:([bool]$NetnsSkipReason) -ForEac
                 @($verbose | Where-Object { $_ -match '(^|/)ip6tables(-nft|-legacy)?-restore -w --noflush' }).Count | Should -Be 1
             }
             else {
-                # One transaction for both families, and no iptables process at all.
+                # One nft transaction for both families; the fixtures' FORWARD drops, so the forwards' accepts go into
+                # iptables' FORWARD too: one iptables-restore per family for all of them.
                 @($verbose | Where-Object { $_ -like 'nft input*' }).Count | Should -Be 1
-                @($verbose | Where-Object { $_ -match 'tables(-nft|-legacy)?-restore' }).Count | Should -Be 0
+                @($verbose | Where-Object { $_ -match '(^|/)iptables(-nft|-legacy)?-restore -w --noflush' }).Count | Should -Be 1
+                @($verbose | Where-Object { $_ -match '(^|/)ip6tables(-nft|-legacy)?-restore -w --noflush' }).Count | Should -Be 1
             }
             Assert-ForeignRulesIntact 'Import-Csv | New-PortForward'
 

@@ -1,4 +1,3 @@
-using PSNetfilter.Core.Backends;
 using PSNetfilter.Core.NftJson;
 
 namespace PSNetfilter.Core.Diagnostics;
@@ -8,8 +7,6 @@ namespace PSNetfilter.Core.Diagnostics;
 /// reject a forward's packets. Every base chain on a hook sees the packet, whatever another table accepted, so an
 /// accept in PSNetfilter's rules does not help against a drop there. The packets are modelled per hook: the first
 /// packet of a connection (before and after DNAT, by the chain's priority), and the internal host's reply.
-/// iptables' own tables (iptables-nft) are read for the forwards of the nftables backend only: the iptables backend
-/// checks them itself through iptables-save (ForwardPolicyDrop, ForwardJumpNotFirst), and its accept sits in them.
 /// </summary>
 public static class ForeignTableCheck
 {
@@ -17,9 +14,6 @@ public static class ForeignTableCheck
     private const int DnatPriority = -100;
 
     public const string CheckName = "ForeignTableDrop";
-
-    /// <summary>The owner named for iptables' own tables (ip/ip6 filter and the rest, written through iptables-nft).</summary>
-    public const string IptablesOwner = "iptables (its nftables variant, iptables-nft: Docker, ufw or hand-written iptables rules)";
 
     /// <param name="routeDevice">The interface the gateway routes towards the forward's internal address, when known.</param>
     /// <param name="externalDevice">
@@ -33,7 +27,7 @@ public static class ForeignTableCheck
         foreach (var (hook, direction) in Probes(f))
         {
             var template = Packet(f, hook, direction, routeDevice, externalDevice, afterDnat: false);
-            foreach (var chain in evaluator.BaseChains(template, t => !Reads(f, ruleset, t)))
+            foreach (var chain in evaluator.BaseChains(template, t => !ruleset.IsForeign(t)))
             {
                 if (reported.Contains(chain))
                 {
@@ -54,14 +48,6 @@ public static class ForeignTableCheck
             }
         }
     }
-
-    /// <summary>
-    /// Whether the check of <paramref name="f"/> reads <paramref name="table"/>: every other program's table, and iptables'
-    /// own tables too when the forward belongs to the nftables backend (nothing else checks them for it); never the
-    /// module's own table.
-    /// </summary>
-    public static bool Reads(PortForward f, NftRuleset ruleset, NftTable table) =>
-        table.Name != NftRuleset.ModuleTable && (f.Backend == BackendCatalog.Nftables || !ruleset.IsIptablesTable(table));
 
     /// <summary>Which program a table belongs to, by the names those programs give their tables.</summary>
     public static string Owner(NftTable table) => table.Name switch
@@ -130,7 +116,7 @@ public static class ForeignTableCheck
     private static PortForwardFinding Finding(PortForward f, NftRuleset ruleset, NftPacket packet, NftChainVerdict v)
     {
         var table = ruleset.Tables.First(t => t.Family == v.BaseChain.Family && t.Name == v.BaseChain.Table);
-        var owner = ruleset.IsIptablesTable(table) ? IptablesOwner : Owner(table);
+        var owner = Owner(table);
         var verb = v.Reject ? "rejects" : "drops";
         var where = v.Rule is null
             ? $"by its policy drop"
@@ -159,8 +145,6 @@ public static class ForeignTableCheck
                     : $"Allow the traffic in firewalld's zone or policy for the interfaces involved (firewall-cmd --permanent ...; firewall-cmd --reload); a rule added to table {table.Display} by hand is lost at the next reload.",
             "libvirt" =>
                 $"libvirt rebuilds table {table.Display} whenever the network starts, so a rule added by hand is lost. Add it from a network hook (/etc/libvirt/hooks/network, on 'started'): nft insert rule {table.Display} {v.DecidingChain.Name} {accept}",
-            IptablesOwner =>
-                $"{IptablesAcceptCommand(f, v.BaseChain.Name)}  (on a Docker host insert it into DOCKER-USER instead of {v.BaseChain.Name}: Docker puts its own FORWARD rules back on top; written with iptables, never with nft, so iptables can still read its table), or keep this forward in the iptables backend, whose FORWARD jump accepts it: Get-PortForward -Name '{f.Name}' | New-PortForward -Backend Iptables",
             _ =>
                 $"nft insert rule {table.Display} {v.BaseChain.Name} {accept}  (and add the same rule to the file that loads this table, e.g. /etc/nftables.conf, so a reload keeps it)",
         };
@@ -172,16 +156,6 @@ public static class ForeignTableCheck
         var ip = f.Family == IpFamily.IPv4 ? "ip" : "ip6";
         var original = f.ExternalAddress is { } ext ? $" ct original {ip} daddr {ext}" : string.Empty;
         return $"meta l4proto {Proto(f)} ct status dnat{original} ct original proto-dst {Ports(f.ExternalPort, f.ExternalPortEnd, '-')} ct reply {ip} saddr {f.InternalAddress} accept comment \"{AcceptTag(f.Name)}\"";
-    }
-
-    /// <summary>
-    /// The iptables command that accepts exactly this forward's connections (both directions) in iptables' chain
-    /// <paramref name="chain"/>: the conntrack match of the iptables backend's own FORWARD rule, without its tag.
-    /// </summary>
-    public static string IptablesAcceptCommand(PortForward f, string chain)
-    {
-        var original = f.ExternalAddress is { } ext ? $" --ctorigdst {ext}" : string.Empty;
-        return $"{(f.Family == IpFamily.IPv4 ? "iptables" : "ip6tables")} -I {chain} -m conntrack --ctstate DNAT --ctproto {Proto(f)}{original} --ctorigdstport {Ports(f.ExternalPort, f.ExternalPortEnd, ':')} --ctreplsrc {f.InternalAddress} --ctreplsrcport {Ports(f.InternalPort, f.InternalPortEnd, ':')} -j ACCEPT";
     }
 
     /// <summary>The comment that marks an accept rule PSNetfilter put into another table for forward <paramref name="name"/>.</summary>

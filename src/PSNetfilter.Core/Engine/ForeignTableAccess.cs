@@ -32,8 +32,7 @@ public sealed class ForeignTableAccess
     /// </summary>
     public async Task<IReadOnlyList<PortForwardFinding>> CheckAsync(IReadOnlyList<PortForward> forwards, bool acceptInOtherTables, CancellationToken ct)
     {
-        // iptables' own tables count for a forward of the nftables backend (ForeignTableCheck.Reads).
-        if (forwards.Count == 0 || !await _host.HasForeignNftTablesAsync(ct, countIptablesTables: forwards.Any(f => f.Backend == Backends.BackendCatalog.Nftables)).ConfigureAwait(false)
+        if (forwards.Count == 0 || !await _host.HasForeignNftTablesAsync(ct).ConfigureAwait(false)
             || await _host.ListNftRulesetAsync(ct).ConfigureAwait(false) is not { } nftables)
         {
             return Array.Empty<PortForwardFinding>();

@@ -57,7 +57,7 @@ public sealed class ForwardDiagnosis
         }
 
         var nftables = forwards.Count == 0 ? null : await _host.ListNftRulesetAsync(ct).ConfigureAwait(false);
-        var routeDevices = nftables is not null && forwards.Any(f => nftables.Tables.Any(t => ForeignTableCheck.Reads(f, nftables, t)))
+        var routeDevices = nftables is not null && nftables.Tables.Any(nftables.IsForeign)
             ? await _facts.RouteDevicesAsync(forwards, ct).ConfigureAwait(false)
             : new Dictionary<IPAddress, string>();
 

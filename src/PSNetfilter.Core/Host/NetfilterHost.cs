@@ -197,17 +197,16 @@ public sealed partial class NetfilterHost
     }
 
     /// <summary>
-    /// True when the namespace holds an nftables table that is neither one of iptables' own (unless
-    /// <paramref name="countIptablesTables"/>: they drop the nftables backend's forwards too) nor the module's: only
+    /// True when the namespace holds an nftables table that is neither one of iptables' own nor the module's: only
     /// then can another table drop a forward's packets. One in-process netlink dump, no nft process; when the
     /// dump fails the answer is true, so the caller reads the ruleset with nft.
     /// </summary>
-    public async Task<bool> HasForeignNftTablesAsync(CancellationToken ct, bool countIptablesTables = false)
+    public async Task<bool> HasForeignNftTablesAsync(CancellationToken ct)
     {
         try
         {
             var chains = await Kernel.ListAllChainsAsync(NetworkNamespace).WaitAsync(ct).ConfigureAwait(false);
-            return chains.Any(c => (countIptablesTables || !NftJson.NftRuleset.IsIptablesTableName(c.Family, c.Table)) && c.Table != NftJson.NftRuleset.ModuleTable);
+            return chains.Any(c => !NftJson.NftRuleset.IsIptablesTableName(c.Family, c.Table) && c.Table != NftJson.NftRuleset.ModuleTable);
         }
         catch (NetfilterException ex)
         {

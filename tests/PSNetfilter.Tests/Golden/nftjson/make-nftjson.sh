@@ -20,13 +20,3 @@ for src in *.ruleset; do
     ip netns delete "$ns"
     trap - EXIT
 done
-# iptables-docker: the Docker fixture of the Pester suites written through iptables-nft, as the nftables backend's
-# ForeignTableDrop check reads it (NftablesIptablesDropTests).
-ns="psnf-golden-$$-$RANDOM"
-ip netns add "$ns"
-trap 'ip netns delete "$ns" 2>/dev/null || true' EXIT
-ip netns exec "$ns" iptables-nft-restore -w --noflush < ../../../fixtures/foreign/docker.v4.rules
-ip netns exec "$ns" nft -j list ruleset > iptables-docker.json
-ip netns exec "$ns" nft list ruleset > iptables-docker.nft
-ip netns delete "$ns"
-trap - EXIT

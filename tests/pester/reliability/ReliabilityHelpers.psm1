@@ -262,8 +262,14 @@ function Get-RelNftLines {
     $out = (Invoke-RelInNamespace -Namespace $Namespace -FilePath (Resolve-RelTool nft) -ArgumentList @('-s', 'list', 'ruleset')).StdOut
     $inOurs = $false
     $block = $null
+    $inPsnfChain = $false
     foreach ($line in ($out -split "`r?`n" | Where-Object { $_ })) {
         if ($line -ceq 'table inet psnetfilter {') { $inOurs = $true; $line; continue }
+        # In iptables-nft's tables the module's PSNF- chains and jumps (the nftables forwards' accepts in FORWARD)
+        # are in the iptables-save part already.
+        if (-not $inOurs -and $line -cmatch '^\tchain PSNF-\S+ \{$') { $inPsnfChain = $true; continue }
+        if ($inPsnfChain) { if ($line -ceq "`t}") { $inPsnfChain = $false }; continue }
+        if (-not $inOurs -and $line -cmatch 'jump PSNF-') { continue }
         if (-not $inOurs) { $line; continue }
         if ($line -ceq '}') { $inOurs = $false; $line; continue }
         if ($line -match '^\t(map|set|chain) (\S+) \{$') { $block = $Matches[2]; if ($Matches[1] -ne 'chain' -and $block.EndsWith($digit)) { $line }; continue }
@@ -332,6 +338,11 @@ function Get-RelTagProblem {
             if ($have -ne $expected[$r]) { $problems.Add("${n}: $have '$r' rule(s), expected $($expected[$r])") }
         }
         foreach ($r in $roles.Keys) {
+            # nftfwd: a forward of the nftables backend's accept in iptables' FORWARD (where it drops), one at most.
+            if ($r -ceq 'nftfwd') {
+                if ($roles[$r] -ne 1) { $problems.Add("${n}: $($roles[$r]) 'nftfwd' rule(s), expected 1 where there is one") }
+                continue
+            }
             if (-not $expected.ContainsKey($r)) { $problems.Add("${n}: unexpected role '$r'") }
         }
     }
@@ -348,7 +359,11 @@ function Get-RelJumpCount {
     [pscustomobject]@{
         PreRouting  = @(@($Lines) | Where-Object { $_ -ceq '-A PREROUTING -j PSNF-PREROUTING' -or $_ -cmatch 'comment "psnf:v1:@dnat[46]"' }).Count
         PostRouting = @(@($Lines) | Where-Object { $_ -ceq '-A POSTROUTING -j PSNF-POSTROUTING' -or $_ -cmatch 'comment "psnf:v1:@snat[46]"' }).Count
-        Forward     = @(@($Lines) | Where-Object { $_ -ceq '-A FORWARD -j PSNF-FORWARD' -or $_ -cmatch 'comment "psnf:v1:@accept[46]"' }).Count
+        # With the nftables backend, iptables' FORWARD may also jump to PSNF-FORWARD (its forwards' accepts where
+        # FORWARD drops): the backend's own dispatch rule is what counts then.
+        Forward     = $(
+            $dispatch = @(@($Lines) | Where-Object { $_ -cmatch 'comment "psnf:v1:@accept[46]"' }).Count
+            if ($dispatch -gt 0) { $dispatch } else { @(@($Lines) | Where-Object { $_ -ceq '-A FORWARD -j PSNF-FORWARD' }).Count })
     }
 }
 

@@ -26,12 +26,12 @@
     and killed by its id; the labs are removed in finally. Nothing here fails on a number: it prints them.
 
     -Backend Nftables measures the nftables backend instead (New-PortForward -Backend Nftables): four labs,
-    routed, one, "maps" (N forwards, default 10,000: N elements in each of the dnat4, snat4 and accept4
-    maps, one lookup per map and packet) and "exact": the maps lab's table as `nft list table` prints it,
-    loaded by this script with `nft -f` after dropping `flags interval` from the declarations of the maps and
-    sets, so the kernel keeps them in hash sets instead of interval (pipapo) sets; Get-PortForward reads them
-    back as the same N forwards (checked), so only the set type differs. There is no flat layout: the table has
-    no per-forward rule for these forwards.
+    routed, one, "maps" (N forwards, default 10,000: N elements in each of the exact (hash) twins dnat4x,
+    snat4x and accept4x, the interval twins dnat4, snat4, accept4 empty; a lookup in each twin per packet) and
+    "exact", the control: the maps lab's table as `nft list table` prints it, loaded by this script with
+    `nft -f` after dropping `flags interval` from every declaration, so no container of it is an interval
+    (pipapo) set, not even the empty twins; Get-PortForward reads it back as the same N forwards (checked).
+    There is no flat layout: the table has no per-forward rule for these forwards.
 
 .EXAMPLE
     cd /work/main && dotnet pwsh -NoProfile -File bench/Datapath.ps1
@@ -267,7 +267,7 @@ try {
         if (-not $same) { throw 'bench: the flat layout does not read back as the same forwards as the tree.' }
     }
     else {
-        # The same table with hash sets: every key here is exact (one address, one port), so no element needs an interval.
+        # The same table with hash sets only: every key here is exact (one address, one port), so no element needs an interval.
         $nftTool = Resolve-BenchTool nft
         $table = (Invoke-InBenchNamespace -Namespace $labs['maps'].Lab.Gateway -FilePath $nftTool -ArgumentList @('list', 'table', 'inet', 'psnetfilter')).StdOut
         $exactTable = $table -replace '(?m)^\s*flags interval\s*\n', '' -replace '(?m)^(\s*flags )interval,\s*', '$1'
@@ -296,7 +296,7 @@ try {
                 Write-Host ("  maps    client -> 203.0.113.1:{0}, {1} forwards on ports {2}-{3} (one pipeline, {4}), map elements" -f $MeasuredPort, $Forwards, $BasePort, ($BasePort + $Forwards - 1), (Format-Ms $sw.Elapsed.TotalMilliseconds))
             }
             if ($name -eq 'exact') {
-                Write-Host "  exact   the same $Forwards forwards, the same table without 'flags interval' (hash sets instead of pipapo)"
+                Write-Host "  exact   the same $Forwards forwards, the same table without any 'flags interval' (the empty interval twins hashes too)"
             }
             Write-Host ("          {0}: {1} dispatch rules (map lookups) and {2} per-forward rules in prerouting, postrouting and forward" -f $name, $dispatch, $rules)
         }

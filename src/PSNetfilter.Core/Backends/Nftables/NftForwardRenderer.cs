@@ -30,10 +30,10 @@ public static class NftForwardRenderer
 
         if (IsMapForward(d))
         {
-            var map = NftTableLayout.Of("dnat", d.Family);
             var tag = DnatTag(d);
             if (d.IsRange && d.InternalPortEnd != d.InternalPort)
             {
+                var map = NftTableLayout.Of("dnat", d.Family, exact: true);
                 for (var i = 0; i <= d.ExternalPortEnd - d.ExternalPort; i++)
                 {
                     parts.Add(Element(map, "dnat", $"{d.ExternalAddress} . {proto} . {Port(d.ExternalPort + i)}", tag, $"{@int} . {Port(d.InternalPort + i)}"));
@@ -41,7 +41,7 @@ public static class NftForwardRenderer
             }
             else
             {
-                parts.Add(Element(map, "dnat", $"{d.ExternalAddress} . {proto} . {extPorts}", tag, $"{@int} . {Port(d.InternalPort)}"));
+                parts.Add(Element(NftTableLayout.Of("dnat", d.Family, exact: !d.IsRange), "dnat", $"{d.ExternalAddress} . {proto} . {extPorts}", tag, $"{@int} . {Port(d.InternalPort)}"));
             }
         }
         else
@@ -59,13 +59,16 @@ public static class NftForwardRenderer
         }
 
         var natKey = $"{@int} . {proto} . {intPorts} . {origDst} . {extPorts}";
+
+        // Host addresses and single ports only: the exact (hash) twin; a range or the any-address network: the interval one.
+        var exact = !d.IsRange && d.ExternalAddress is not null;
         switch (d.SnatMode)
         {
             case SnatMode.Snat:
-                parts.Add(Element(NftTableLayout.Of("snat", d.Family), "snat", natKey, ForwardTag.Tag(d.Name, "snat"), d.SnatAddress!.ToString()));
+                parts.Add(Element(NftTableLayout.Of("snat", d.Family, exact), "snat", natKey, ForwardTag.Tag(d.Name, "snat"), d.SnatAddress!.ToString()));
                 break;
             case SnatMode.Masquerade:
-                parts.Add(Element(NftTableLayout.Of("masq", d.Family), "masq", natKey, ForwardTag.Tag(d.Name, "masq"), null));
+                parts.Add(Element(NftTableLayout.Of("masq", d.Family, exact), "masq", natKey, ForwardTag.Tag(d.Name, "masq"), null));
                 break;
         }
 
@@ -77,7 +80,7 @@ public static class NftForwardRenderer
             parts.Add(Rule(NftTableLayout.Postrouting, "hairpin", body, ForwardTag.Tag(d.Name, "hairpin")));
         }
 
-        parts.Add(Element(NftTableLayout.Of("accept", d.Family), "fwd", $"{origDst} . {proto} . {extPorts} . {@int} . {intPorts}", ForwardTag.Tag(d.Name, "fwd"), null));
+        parts.Add(Element(NftTableLayout.Of("accept", d.Family, exact), "fwd", $"{origDst} . {proto} . {extPorts} . {@int} . {intPorts}", ForwardTag.Tag(d.Name, "fwd"), null));
 
         foreach (var (key, comment) in NftNotes.Render(d.Name, d.Description))
         {

@@ -28,6 +28,18 @@ namespace PSNetfilter.Core.Backends.Nftables;
 /// These three serve every forward, map or rule forward alike.
 /// </para>
 /// <para>
+/// <b>Exact and interval twins</b>: each of these maps and sets is two, <c>dnat4x</c> (a hash, no flags) beside
+/// <c>dnat4</c> (<c>flags interval</c>), and so on. An element whose key has only host addresses and single ports (an
+/// explicit external address, one port, or one element per port of a range onto a range) goes into the exact twin;
+/// one with a port range or the any-address network <c>0.0.0.0/0</c> (<c>::/0</c>) into the interval twin. An interval
+/// (pipapo) lookup of 10,000 elements costs the datapath about half its throughput; a hash lookup does not
+/// (docs/PERFORMANCE.md). Each twin has its dispatch rule, the exact one first; a lookup that misses ends its rule as not
+/// matching and the packet goes on to the next. The interval twins keep the names of the layout before the split: the
+/// kernel refuses an <c>add</c> of an existing set with other flags, so a table written before keeps its elements
+/// where they are, is read and changed as it is, and gets the exact twins and their rules from the skeleton.
+/// The reader goes by an element's comment, not by its container: both twins give the same part.
+/// </para>
+/// <para>
 /// <b>Rules</b>, one per forward and part, in this table's own chains, for what a map key cannot say:
 /// the DNAT of a forward with a source allow-list (one rule per network, as iptables), an in-interface (<c>eth+</c>
 /// becomes <c>iifname "eth*"</c>), no external address (<c>fib daddr type local</c>, iptables' addrtype LOCAL) or
@@ -83,13 +95,19 @@ public static class NftTableLayout
         (Forward, "type filter hook forward priority filter; policy accept;"),
     };
 
-    /// <summary>Name of a per-family map or set: dnat4, snat6, ...</summary>
-    public static string Of(string kind, IpFamily family) => kind + (family == IpFamily.IPv6 ? "6" : "4");
+    /// <summary>Name of a per-family map or set: dnat4, snat6, ... (the interval twin; <c>dnat4x</c> with <paramref name="exact"/>).</summary>
+    public static string Of(string kind, IpFamily family, bool exact = false) =>
+        kind + (family == IpFamily.IPv6 ? "6" : "4") + (exact ? ExactSuffix : string.Empty);
+
+    /// <summary>Suffix of the exact (hash) twin of a map or set: <c>dnat4x</c> beside the interval <c>dnat4</c>.</summary>
+    public const string ExactSuffix = "x";
 
     /// <summary>"ip" or "ip6": the payload protocol and the NAT family of a forward.</summary>
     public static string Ip(IpFamily family) => family == IpFamily.IPv6 ? "ip6" : "ip";
 
     private static string Addr(IpFamily f) => f == IpFamily.IPv6 ? "ipv6_addr" : "ipv4_addr";
+
+    private static readonly bool[] ExactFirst = { true, false };
 
     /// <summary>The maps and sets, in script order: name and the declaration between braces.</summary>
     public static IEnumerable<(string Name, string Kind, string Spec)> Containers()
@@ -98,33 +116,47 @@ public static class NftTableLayout
         {
             var a = Addr(f);
             var natKey = $"{a} . inet_proto . inet_service . {a} . inet_service";
-            yield return (Of("dnat", f), "map", $"type {a} . inet_proto . inet_service : {a} . inet_service; flags interval;");
-            yield return (Of("snat", f), "map", $"type {natKey} : {a}; flags interval;");
-            yield return (Of("masq", f), "set", $"type {natKey}; flags interval;");
-            yield return (Of("accept", f), "set", $"type {natKey}; flags interval; counter;");
+            foreach (var exact in ExactFirst)
+            {
+                var flags = exact ? string.Empty : " flags interval;";
+                yield return (Of("dnat", f, exact), "map", $"type {a} . inet_proto . inet_service : {a} . inet_service;{flags}");
+                yield return (Of("snat", f, exact), "map", $"type {natKey} : {a};{flags}");
+                yield return (Of("masq", f, exact), "set", $"type {natKey};{flags}");
+                yield return (Of("accept", f, exact), "set", $"type {natKey};{flags} counter;");
+            }
         }
 
         yield return (Notes, "set", "type ifname;");
     }
 
-    /// <summary>The fixed dispatch rules: chain, comment and rule body (without the comment).</summary>
+    /// <summary>
+    /// The fixed dispatch rules: chain, comment and rule body (without the comment). Each container has its rule, the
+    /// exact twin's before the interval twin's: a lookup that misses ends its rule as not matching, so a packet goes on
+    /// to the next rule.
+    /// </summary>
     public static IEnumerable<(string Chain, string Tag, string Body)> DispatchRules()
     {
         foreach (var f in new[] { IpFamily.IPv4, IpFamily.IPv6 })
         {
             var ip = Ip(f);
-            yield return (Prerouting, DispatchTagPrefix + Of("dnat", f),
-                $"meta l4proto {{ tcp, udp }} dnat {ip} to {ip} daddr . meta l4proto . th dport map @{Of("dnat", f)}");
+            foreach (var exact in ExactFirst)
+            {
+                yield return (Prerouting, DispatchTagPrefix + Of("dnat", f, exact),
+                    $"meta l4proto {{ tcp, udp }} dnat {ip} to {ip} daddr . meta l4proto . th dport map @{Of("dnat", f, exact)}");
+            }
         }
 
         foreach (var f in new[] { IpFamily.IPv4, IpFamily.IPv6 })
         {
             var ip = Ip(f);
             var key = $"{ip} daddr . meta l4proto . th dport . ct original {ip} daddr . ct original proto-dst";
-            yield return (Postrouting, DispatchTagPrefix + Of("snat", f),
-                $"meta l4proto {{ tcp, udp }} ct status dnat snat {ip} to {key} map @{Of("snat", f)}");
-            yield return (Postrouting, DispatchTagPrefix + Of("masq", f),
-                $"meta l4proto {{ tcp, udp }} ct status dnat {key} @{Of("masq", f)} masquerade");
+            foreach (var exact in ExactFirst)
+            {
+                yield return (Postrouting, DispatchTagPrefix + Of("snat", f, exact),
+                    $"meta l4proto {{ tcp, udp }} ct status dnat snat {ip} to {key} map @{Of("snat", f, exact)}");
+                yield return (Postrouting, DispatchTagPrefix + Of("masq", f, exact),
+                    $"meta l4proto {{ tcp, udp }} ct status dnat {key} @{Of("masq", f, exact)} masquerade");
+            }
         }
 
         // meta l4proto gives nft the context to type "ct original proto-dst"; ICMP errors related to a forwarded
@@ -132,8 +164,11 @@ public static class NftTableLayout
         foreach (var f in new[] { IpFamily.IPv4, IpFamily.IPv6 })
         {
             var ip = Ip(f);
-            yield return (Forward, DispatchTagPrefix + Of("accept", f),
-                $"meta l4proto {{ tcp, udp }} ct status dnat ct original {ip} daddr . ct original protocol . ct original proto-dst . ct reply {ip} saddr . ct reply proto-src @{Of("accept", f)} accept");
+            foreach (var exact in ExactFirst)
+            {
+                yield return (Forward, DispatchTagPrefix + Of("accept", f, exact),
+                    $"meta l4proto {{ tcp, udp }} ct status dnat ct original {ip} daddr . ct original protocol . ct original proto-dst . ct reply {ip} saddr . ct reply proto-src @{Of("accept", f, exact)} accept");
+            }
         }
     }
 

@@ -9,6 +9,8 @@ namespace PSNetfilter.Core.Backends.Nftables;
 /// element or the DNAT rules), its comment (SNAT mode and flags), the snat/masq element, the output and hairpin rules
 /// and the notes; the counter from the accept element. A part the comment's flags call for and that is not there is
 /// named in <see cref="NftTableForward.Missing"/>. Only this table is read; other tables in the input are ignored.
+/// An element is taken by its comment, not by the set that holds it: the exact twin (<c>dnat4x</c>) and the interval
+/// twin (<c>dnat4</c>) give the same part, and a table written before the twins existed is read as it is.
 /// </summary>
 public static class NftTableReader
 {

@@ -103,7 +103,7 @@ public sealed class NftBootScriptTests : IDisposable
 
         // Give the web forward's accept element a counter value, as traffic would.
         var web = NftForwardRenderer.Render(NftDefs.Web).Single(p => p.Role == "fwd");
-        ns.Nft($"delete element inet psnetfilter accept4 {{ {web.Key} }}\nadd element inet psnetfilter accept4 {{ {web.Key} counter packets 7 bytes 700 comment \"psnf:v1:web:fwd\" }}\n");
+        ns.Nft($"delete element inet psnetfilter {web.Container} {{ {web.Key} }}\nadd element inet psnetfilter {web.Container} {{ {web.Key} counter packets 7 bytes 700 comment \"psnf:v1:web:fwd\" }}\n");
         var before = ns.Exec("nft", "-a", "list", "table", "inet", "psnetfilter");
 
         var output = Run(ns, script, "reload");

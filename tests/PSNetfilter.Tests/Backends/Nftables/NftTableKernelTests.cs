@@ -119,4 +119,56 @@ public class NftTableKernelTests
         Assert.Equal(new[] { "local", "snat" }, after["local"].Missing.Order());
         Assert.All(after.Values.Where(f => f.Name is not ("web" or "allow" or "local")), f => Assert.Empty(f.Missing));
     }
+
+    /// <summary>
+    /// A table as the layout before the exact/interval split wrote it: every map and set declared <c>flags interval</c>
+    /// under the names the interval twins keep, web's elements in them, and only their four dispatch rules.
+    /// </summary>
+    private const string OldLayout = """
+        add table inet psnetfilter
+        add chain inet psnetfilter prerouting { type nat hook prerouting priority dstnat; policy accept; }
+        add chain inet psnetfilter output { type nat hook output priority -100; policy accept; }
+        add chain inet psnetfilter postrouting { type nat hook postrouting priority srcnat; policy accept; }
+        add chain inet psnetfilter forward { type filter hook forward priority filter; policy accept; }
+        add map inet psnetfilter dnat4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+        add map inet psnetfilter snat4 { type ipv4_addr . inet_proto . inet_service . ipv4_addr . inet_service : ipv4_addr; flags interval; }
+        add set inet psnetfilter masq4 { type ipv4_addr . inet_proto . inet_service . ipv4_addr . inet_service; flags interval; }
+        add set inet psnetfilter accept4 { type ipv4_addr . inet_proto . inet_service . ipv4_addr . inet_service; flags interval; counter; }
+        add set inet psnetfilter notes { type ifname; }
+        add rule inet psnetfilter prerouting meta l4proto { tcp, udp } dnat ip to ip daddr . meta l4proto . th dport map @dnat4 comment "psnf:v1:@dnat4"
+        add rule inet psnetfilter postrouting meta l4proto { tcp, udp } ct status dnat snat ip to ip daddr . meta l4proto . th dport . ct original ip daddr . ct original proto-dst map @snat4 comment "psnf:v1:@snat4"
+        add rule inet psnetfilter postrouting meta l4proto { tcp, udp } ct status dnat ip daddr . meta l4proto . th dport . ct original ip daddr . ct original proto-dst @masq4 masquerade comment "psnf:v1:@masq4"
+        add rule inet psnetfilter forward meta l4proto { tcp, udp } ct status dnat ct original ip daddr . ct original protocol . ct original proto-dst . ct reply ip saddr . ct reply proto-src @accept4 accept comment "psnf:v1:@accept4"
+        add element inet psnetfilter dnat4 { 203.0.113.1 . tcp . 8080 comment "psnf:v1:web:dnat:snat" : 198.51.100.10 . 80 }
+        add element inet psnetfilter snat4 { 198.51.100.10 . tcp . 80 . 203.0.113.1 . 8080 comment "psnf:v1:web:snat" : 198.51.100.1 }
+        add element inet psnetfilter accept4 { 203.0.113.1 . tcp . 8080 . 198.51.100.10 . 80 counter packets 5 bytes 500 comment "psnf:v1:web:fwd" }
+
+        """;
+
+    [RootFact]
+    public void A_table_of_the_layout_before_the_exact_twins_is_read_changed_and_gets_them()
+    {
+        using var ns = new NftTestNamespace();
+        ns.Nft(OldLayout);
+
+        // Read: web's elements sit in the interval containers, and are still web, counter included.
+        var state = NftTableReader.Read(ns.ListTableJson());
+        var web = Assert.Single(state.Forwards);
+        Assert.Empty(web.Missing);
+        Assert.Equal(NftDefs.Web, web.Definition);
+        Assert.Equal((5L, 500L), (web.Packets, web.Bytes));
+        Assert.Equal(new[] { "accept4", "dnat4", "snat4" }, web.Parts.Select(p => p.Container).Order(StringComparer.Ordinal));
+
+        // A change over it: the skeleton's add of the twins is accepted, the missing dispatch rules come, and web's
+        // old elements are removed while another forward goes into the exact twins.
+        var other = PortForwardDefinition.Create("other", Protocol.Udp, NftDefs.Ip("203.0.113.1"), 5353, NftDefs.Ip("198.51.100.10"), 53, SnatMode.Masquerade, null, null);
+        ns.Nft(NftChangeScript.Render(state, new[] { other }, new[] { web }));
+        var after = NftTableReader.Read(ns.ListTableJson());
+        Assert.Equal(NftTableLayout.DispatchRules().Select(r => r.Tag).Order(), after.DispatchTags.Order());
+        var read = Assert.Single(after.Forwards);
+        Assert.Equal(other, read.Definition);
+        Assert.Empty(read.Missing);
+        Assert.Equal(new[] { "accept4x", "dnat4x", "masq4x" }, read.Parts.Select(p => p.Container).Order(StringComparer.Ordinal));
+        Assert.DoesNotContain("psnf:v1:web", ns.ListTable());
+    }
 }

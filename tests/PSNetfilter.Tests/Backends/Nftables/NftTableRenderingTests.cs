@@ -17,9 +17,9 @@ public class NftTableRenderingTests
         var web = PortForwardDefinition.Create("web", Protocol.Tcp, NftDefs.Ip("203.0.113.1"), 8080, NftDefs.Ip("198.51.100.10"), 80, SnatMode.Snat, NftDefs.Ip("198.51.100.1"), "it's \"web\"");
         Assert.Equal(
             """
-            add element inet psnetfilter dnat4 { 203.0.113.1 . tcp . 8080 comment "psnf:v1:web:dnat:snat:D" : 198.51.100.10 . 80 }
-            add element inet psnetfilter snat4 { 198.51.100.10 . tcp . 80 . 203.0.113.1 . 8080 comment "psnf:v1:web:snat" : 198.51.100.1 }
-            add element inet psnetfilter accept4 { 203.0.113.1 . tcp . 8080 . 198.51.100.10 . 80 comment "psnf:v1:web:fwd" }
+            add element inet psnetfilter dnat4x { 203.0.113.1 . tcp . 8080 comment "psnf:v1:web:dnat:snat:D" : 198.51.100.10 . 80 }
+            add element inet psnetfilter snat4x { 198.51.100.10 . tcp . 80 . 203.0.113.1 . 8080 comment "psnf:v1:web:snat" : 198.51.100.1 }
+            add element inet psnetfilter accept4x { 203.0.113.1 . tcp . 8080 . 198.51.100.10 . 80 comment "psnf:v1:web:fwd" }
             add element inet psnetfilter notes { "0fd9bc91.0" comment "psnf:v1:web:d0/1:aXQncyAid2ViIg" }
             """,
             string.Join('\n', NftForwardRenderer.Render(web).Select(p => p.Line)));
@@ -40,8 +40,11 @@ public class NftTableRenderingTests
         var all = NftDefs.All().ToDictionary(d => d.Name);
         var one = NftForwardRenderer.Render(all["range-one"]).Where(p => p.Role == "dnat").ToList();
         Assert.Equal("203.0.113.1 . tcp . 9000-9010", Assert.Single(one).Key);
+        Assert.Equal("dnat4", one[0].Container); // a port range: the interval twin
+        Assert.Equal("accept4", NftForwardRenderer.Render(all["range-one"]).Single(p => p.Role == "fwd").Container);
         var shift = NftForwardRenderer.Render(all["range-shift"]).Where(p => p.Role == "dnat").ToList();
         Assert.Equal(4, shift.Count);
+        Assert.All(shift, p => Assert.Equal("dnat4x", p.Container)); // one element per port: the exact twin
         Assert.EndsWith("203.0.113.1 . tcp . 7003 comment \"psnf:v1:range-shift:dnat:none\" : 198.51.100.12 . 17003 }", shift[3].Line);
         var shift6 = Assert.Single(NftForwardRenderer.Render(all["range-shift6"]), p => p.Role == "dnat");
         Assert.True(shift6.IsRule);

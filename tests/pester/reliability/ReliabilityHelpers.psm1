@@ -272,11 +272,12 @@ function Get-RelNftLines {
         if (-not $inOurs -and $line -cmatch 'jump PSNF-') { continue }
         if (-not $inOurs) { $line; continue }
         if ($line -ceq '}') { $inOurs = $false; $line; continue }
-        if ($line -match '^\t(map|set|chain) (\S+) \{$') { $block = $Matches[2]; if ($Matches[1] -ne 'chain' -and $block.EndsWith($digit)) { $line }; continue }
+        # A map or set of a family ends in its digit, or in its digit and 'x' (the exact twin: dnat4x, accept6x).
+        if ($line -match '^\t(map|set|chain) (\S+) \{$') { $block = $Matches[2]; if ($Matches[1] -ne 'chain' -and $block -match "${digit}x?$") { $line }; continue }
         if ($null -eq $block) { continue }
-        if ($block -match '\d$') { if ($block.EndsWith($digit)) { $line }; continue }
+        if ($block -match '\dx?$') { if ($block -match "${digit}x?$") { $line }; continue }
         # A chain rule: a dispatch rule reads a map or set of its family, a forward's own rule names its family.
-        $ruleDigit = if ($line -match '@[a-z]+(\d)\b') { $Matches[1] } elseif ($line -match 'nfproto ipv6|\bip6 ') { '6' } elseif ($line -match 'nfproto ipv4|\bip ') { '4' } else { '' }
+        $ruleDigit = if ($line -match '@[a-z]+(\d)x?\b') { $Matches[1] } elseif ($line -match 'nfproto ipv6|\bip6 ') { '6' } elseif ($line -match 'nfproto ipv4|\bip ') { '4' } else { '' }
         if ($ruleDigit -eq $digit) { $line }
     }
 }

@@ -69,9 +69,9 @@ public static partial class BootScript
         Line("LC_ALL=C");
         Line("export PATH LC_ALL");
         Line(string.Empty);
-        Line(RestoreScriptGenerator.Assign("PSNF_UNIT", set.UnitName));
-        Line(RestoreScriptGenerator.Assign("PSNF_LOCK", set.LockPath));
-        Line(RestoreScriptGenerator.Assign("PSNF_KEEP", set.KeepFlagPath));
+        Line(Assign("PSNF_UNIT", set.UnitName));
+        Line(Assign("PSNF_LOCK", set.LockPath));
+        Line(Assign("PSNF_KEEP", set.KeepFlagPath));
         Line(string.Empty);
         sb.Append(RestoreScriptGenerator.Section(set));
         sb.Append(NftBootScript.Section(set.ForBackend(BackendCatalog.Nftables), paths.NftFile));
@@ -102,6 +102,17 @@ public static partial class BootScript
 
         var safe = new string(shown.Select(c => c is >= ' ' and <= '~' ? c : '?').ToArray());
         return $"{d.Name} {d.Family} {safe}";
+    }
+
+    /// <summary><c>NAME='value'</c> for both backends' sections; the value is from a closed alphabet, a quote in it is a bug.</summary>
+    internal static string Assign(string variable, string value)
+    {
+        if (value.Contains('\''))
+        {
+            throw new InvalidOperationException($"Refusing to quote a value with a single quote for {variable}.");
+        }
+
+        return $"{variable}='{value}'";
     }
 
     private static string Ascii(string text)

@@ -39,7 +39,7 @@ public static partial class RestoreScriptGenerator
         void Line(string s) => sb.Append(s).Append('\n');
         var forwards = set.ForBackend(BackendCatalog.Iptables);
 
-        Line(Assign("PSNF_TABLES", string.Join(' ', RuleLayout.Tables)));
+        Line(BootScript.Assign("PSNF_TABLES", string.Join(' ', RuleLayout.Tables)));
         Line("# The saved forwards by family; per table the hooked chains they need (BUILTIN CHAIN), their dispatch");
         Line("# paths (PARENT CHILD SPEC, parents first) and their rules, in iptables-restore syntax.");
         var mirrored = set.ForBackend(BackendCatalog.Nftables);
@@ -53,7 +53,7 @@ public static partial class RestoreScriptGenerator
             // The nftables forwards' FORWARD accepts (IptablesForwardMirror): the same data with them added, used
             // where iptables' filter FORWARD drops (psnf_iptables).
             var nft = mirrored.Where(f => f.Family == family).ToList();
-            Line(Assign($"PSNF_{tag}_MIRRORS", string.Join(' ', nft.Select(d => d.Name))));
+            Line(BootScript.Assign($"PSNF_{tag}_MIRRORS", string.Join(' ', nft.Select(d => d.Name))));
             if (nft.Count > 0)
             {
                 Data(tag + "M", defs.Concat(nft).OrderBy(d => d.Name, StringComparer.Ordinal).Select(d => d.Name), own.Concat(nft.Select(d => RuleLayout.RenderForwardMirror(d))).ToList());
@@ -62,7 +62,7 @@ public static partial class RestoreScriptGenerator
 
         void Data(string tag, IEnumerable<string> names, IReadOnlyList<RenderedRule> rules)
         {
-            Line(Assign($"PSNF_{tag}_NAMES", string.Join(' ', names)));
+            Line(BootScript.Assign($"PSNF_{tag}_NAMES", string.Join(' ', names)));
             foreach (var table in RuleLayout.Tables)
             {
                 var inTable = rules.Where(r => r.Table == table).ToList();
@@ -79,9 +79,9 @@ public static partial class RestoreScriptGenerator
                     }
                 }
 
-                Line(Assign($"PSNF_{tag}_{table}_HOOKS", string.Join('\n', hooks)));
-                Line(Assign($"PSNF_{tag}_{table}_TREE", string.Join('\n', tree)));
-                Line(Assign($"PSNF_{tag}_{table}_RULES", string.Join('\n', inTable.Select(r => $"-A {r.Chain} {r.Spec}"))));
+                Line(BootScript.Assign($"PSNF_{tag}_{table}_HOOKS", string.Join('\n', hooks)));
+                Line(BootScript.Assign($"PSNF_{tag}_{table}_TREE", string.Join('\n', tree)));
+                Line(BootScript.Assign($"PSNF_{tag}_{table}_RULES", string.Join('\n', inTable.Select(r => $"-A {r.Chain} {r.Spec}"))));
             }
         }
 
@@ -127,16 +127,5 @@ public static partial class RestoreScriptGenerator
         Line("}");
         sb.Append(Body);
         return sb.ToString();
-    }
-
-    /// <summary><c>NAME='value'</c>; the value is from a closed alphabet, a quote in it is a bug.</summary>
-    internal static string Assign(string variable, string value)
-    {
-        if (value.Contains('\''))
-        {
-            throw new InvalidOperationException($"Refusing to quote a value with a single quote for {variable}.");
-        }
-
-        return $"{variable}='{value}'";
     }
 }

@@ -41,8 +41,8 @@ public static class NftBootScript
         void Line(string s) => sb.Append(s).Append('\n');
         Line(string.Empty);
         Line("# The saved forwards of the nftables backend, the file that holds them, and the sysctls their families need.");
-        Line(Iptables.RestoreScriptGenerator.Assign("PSNF_NFT_NAMES", string.Join(' ', forwards.Select(d => d.Name))));
-        Line(Iptables.RestoreScriptGenerator.Assign("PSNF_NFT_FILE", nftFile));
+        Line(BootScript.Assign("PSNF_NFT_NAMES", string.Join(' ', forwards.Select(d => d.Name))));
+        Line(BootScript.Assign("PSNF_NFT_FILE", nftFile));
         var sysctls = new List<string>();
         if (forwards.Any(f => f.Family == IpFamily.IPv4))
         {
@@ -54,9 +54,9 @@ public static class NftBootScript
             sysctls.Add("net.ipv6.conf.all.forwarding");
         }
 
-        Line(Iptables.RestoreScriptGenerator.Assign("PSNF_NFT_SYSCTL", string.Join(' ', sysctls)));
+        Line(BootScript.Assign("PSNF_NFT_SYSCTL", string.Join(' ', sysctls)));
         Line("# The same names in lower case: names compare ignoring case (a live 'WEB' is the saved 'web').");
-        Line(Iptables.RestoreScriptGenerator.Assign("PSNF_NFT_LOWER", string.Join(' ', forwards.Select(d => d.Name.ToLowerInvariant()))));
+        Line(BootScript.Assign("PSNF_NFT_LOWER", string.Join(' ', forwards.Select(d => d.Name.ToLowerInvariant()))));
         sb.Append(Body);
         return sb.ToString();
     }
